@@ -1,0 +1,119 @@
+// Package optim holds the optimizers of the search: Adam over float64 vectors (controller
+// logits) and Adam over float32 vectors that can update only chosen index spans (the
+// SuperNet slice of one child) while sharing one step counter for bias correction.
+//
+// Optimizer state is kept in exported fields so that a checkpoint can save and restore it
+// exactly. Steps do not allocate.
+package optim
+
+import (
+	"fmt"
+	"math"
+)
+
+// Default Adam hyper-parameters (Kingma & Ba).
+const (
+	DefaultBeta1 = 0.9
+	DefaultBeta2 = 0.999
+	DefaultEps   = 1e-8
+)
+
+// Adam64 is Adam over a flat float64 vector.
+//
+// Update (t counted from 1): m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+// p ← p − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t).
+type Adam64 struct {
+	LR, Beta1, Beta2, Eps float64
+	M, V                  []float64 // first and second moments
+	T                     int       // steps taken
+}
+
+// NewAdam64 returns Adam with default betas and ε for n parameters.
+func NewAdam64(n int, lr float64) *Adam64 {
+	return &Adam64{LR: lr, Beta1: DefaultBeta1, Beta2: DefaultBeta2, Eps: DefaultEps,
+		M: make([]float64, n), V: make([]float64, n)}
+}
+
+// Step takes one descent step: params ← params − update(grad).
+func (a *Adam64) Step(params, grad []float64) { a.step(params, grad, -1) }
+
+// Ascend takes one ascent step: params ← params + update(grad) (policy-gradient ascent).
+func (a *Adam64) Ascend(params, grad []float64) { a.step(params, grad, 1) }
+
+func (a *Adam64) step(params, grad []float64, sign float64) {
+	n := len(a.M)
+	if len(params) != n || len(grad) != n || len(a.V) != n {
+		panic(fmt.Sprintf("optim: Adam64 sized %d got params %d, grad %d", n, len(params), len(grad)))
+	}
+	a.T++
+	c1 := 1 / (1 - math.Pow(a.Beta1, float64(a.T)))
+	c2 := 1 / (1 - math.Pow(a.Beta2, float64(a.T)))
+	b1, b2 := a.Beta1, a.Beta2
+	lr := sign * a.LR
+	m, v, g := a.M[:n], a.V[:n], grad[:n]
+	for i := range params[:n] {
+		gi := g[i]
+		mi := b1*m[i] + (1-b1)*gi
+		vi := b2*v[i] + (1-b2)*gi*gi
+		m[i], v[i] = mi, vi
+		params[i] += lr * (mi * c1) / (math.Sqrt(vi*c2) + a.Eps)
+	}
+}
+
+// Span is the half-open index range [Lo, Hi) of a flat parameter vector.
+type Span struct{ Lo, Hi int }
+
+// Adam32 is Adam over a flat float32 vector where each step may touch only some spans.
+// Entries outside the spans of a step keep their parameters and moments bit-identical;
+// the step counter T is global, so an entry first touched at step t is bias-corrected with t
+// (as if its earlier gradients had been absent, not zero).
+type Adam32 struct {
+	LR, Beta1, Beta2, Eps float64
+	M, V                  []float32
+	T                     int
+}
+
+// NewAdam32 returns Adam with default betas and ε for n parameters.
+func NewAdam32(n int, lr float64) *Adam32 {
+	return &Adam32{LR: lr, Beta1: DefaultBeta1, Beta2: DefaultBeta2, Eps: DefaultEps,
+		M: make([]float32, n), V: make([]float32, n)}
+}
+
+// Step advances T once and updates params[s.Lo:s.Hi] from grad[s.Lo:s.Hi] for every span.
+// Spans must not overlap (an overlapped entry would be updated twice).
+func (a *Adam32) Step(params, grad []float32, spans []Span) {
+	n := len(a.M)
+	if len(params) != n || len(grad) != n || len(a.V) != n {
+		panic(fmt.Sprintf("optim: Adam32 sized %d got params %d, grad %d", n, len(params), len(grad)))
+	}
+	a.T++
+	// Scalars in float64, cast once: the per-entry arithmetic stays in float32.
+	c1 := float32(1 / (1 - math.Pow(a.Beta1, float64(a.T))))
+	c2 := float32(1 / (1 - math.Pow(a.Beta2, float64(a.T))))
+	b1, b2 := float32(a.Beta1), float32(a.Beta2)
+	o1, o2 := float32(1-a.Beta1), float32(1-a.Beta2)
+	lr, eps := float32(a.LR), float32(a.Eps)
+	for _, s := range spans {
+		if s.Lo < 0 || s.Hi > n || s.Lo > s.Hi {
+			panic(fmt.Sprintf("optim: span [%d,%d) outside [0,%d)", s.Lo, s.Hi, n))
+		}
+		p := params[s.Lo:s.Hi]
+		g := grad[s.Lo:s.Hi:s.Hi]
+		m := a.M[s.Lo:s.Hi:s.Hi]
+		v := a.V[s.Lo:s.Hi:s.Hi]
+		g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+		for i := range p {
+			gi := g[i]
+			mi := b1*m[i] + o1*gi
+			vi := b2*v[i] + o2*gi*gi
+			m[i], v[i] = mi, vi
+			p[i] -= lr * (mi * c1) / (float32(math.Sqrt(float64(vi*c2))) + eps)
+		}
+	}
+}
+
+// StepAll updates every entry (one span covering the whole vector).
+func (a *Adam32) StepAll(params, grad []float32) {
+	s := [1]Span{{0, len(a.M)}}
+	a.Step(params, grad, s[:])
+}
