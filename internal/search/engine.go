@@ -1,0 +1,330 @@
+// Package search is the TabNAS search loop without I/O: one step is a weight step on a
+// sampled child of the SuperNet and an RL step on a feasible candidate, with warmup,
+// rejection, the P(V) correction and the final top-k selection. Data access (local
+// shards, or evaluators over NATS) and P(V) estimation (in process, or the sampler service)
+// come in through interfaces, so the one-process loop and the distributed coordinator run
+// this same code.
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/tabnas/tabnas/internal/nn"
+	"github.com/tabnas/tabnas/internal/optim"
+	"github.com/tabnas/tabnas/internal/policy"
+	"github.com/tabnas/tabnas/internal/space"
+)
+
+// Config of one search. Zero fields take defaults (see Defaults).
+type Config struct {
+	Policy   policy.Config `json:"policy" yaml:"policy"`
+	Steps    int           `json:"steps" yaml:"steps"`
+	Seed     uint64        `json:"seed" yaml:"seed"`
+	Warmup   float64       `json:"warmup" yaml:"warmup"`       // fraction of steps with layer warmup
+	Batch    int           `json:"batch" yaml:"batch"`         // training rows per weight step, all shards
+	ValBatch int           `json:"val_batch" yaml:"val_batch"` // validation rows per RL step, all shards
+	WeightLR float64       `json:"weight_lr" yaml:"weight_lr"` // Adam on the SuperNet
+	TopK     int           `json:"top_k" yaml:"top_k"`
+}
+
+// Defaults fills unset fields.
+func (c Config) Defaults() Config {
+	c.Policy = c.Policy.Defaults()
+	if c.Steps == 0 {
+		c.Steps = 500
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 0.25
+	}
+	if c.Batch == 0 {
+		c.Batch = 256
+	}
+	if c.ValBatch == 0 {
+		c.ValBatch = 1024
+	}
+	if c.WeightLR == 0 {
+		c.WeightLR = 1e-3
+	}
+	if c.TopK == 0 {
+		c.TopK = 3
+	}
+	return c
+}
+
+// Validate names the bad field.
+func (c Config) Validate() error {
+	if err := c.Policy.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Steps < 1:
+		return fmt.Errorf("steps must be ≥ 1, got %d", c.Steps)
+	case c.Warmup < 0 || c.Warmup >= 1 || math.IsNaN(c.Warmup):
+		return fmt.Errorf("warmup must be in [0, 1), got %g", c.Warmup)
+	case c.Batch < 1:
+		return fmt.Errorf("batch must be ≥ 1, got %d", c.Batch)
+	case c.ValBatch < 1:
+		return fmt.Errorf("val_batch must be ≥ 1, got %d", c.ValBatch)
+	case !(c.WeightLR > 0):
+		return fmt.Errorf("weight_lr must be positive, got %g", c.WeightLR)
+	case c.TopK < 1:
+		return fmt.Errorf("top_k must be ≥ 1, got %d", c.TopK)
+	}
+	return nil
+}
+
+// WarmupSteps is the number of steps of layer warmup (no RL updates).
+func (c Config) WarmupSteps() int64 { return int64(c.Warmup * float64(c.Steps)) }
+
+// Backend computes what needs the data, at the SuperNet weights the engine holds (or a
+// replica at the same version).
+type Backend interface {
+	// Gradient adds to g the mean gradient of child over the step's training batch (every
+	// shard, reduced in shard order) and returns the batch's mean loss.
+	Gradient(ctx context.Context, step int64, child nn.Arch, g *nn.Grads) (float64, error)
+	// Committed tells the backend that the weights of child's slice changed, giving the
+	// new SuperNet version (replicas follow it).
+	Committed(ctx context.Context, version int64, child nn.Arch) error
+	// ValLoss is the mean validation loss of child on the step's validation batch.
+	ValLoss(ctx context.Context, step int64, child nn.Arch) (float64, error)
+}
+
+// Estimator gives P(V) and the marginals of p(·|V) for the policy of a step.
+type Estimator interface {
+	Estimate(ctx context.Context, step int64, probs [][]float64) (policy.Estimate, error)
+	// Feasible checks one architecture (cached by the implementation).
+	Feasible(ctx context.Context, a space.Arch) (bool, error)
+}
+
+// Prefetcher is an Estimator that can start the estimate for a step early, so that it is
+// computed while the weight step runs.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, step int64, probs [][]float64)
+}
+
+// Record is what one step did, kept for reports and for determinism checks.
+type Record struct {
+	Step      int64       `json:"step"`
+	Warmup    bool        `json:"warmup,omitempty"`
+	Child     string      `json:"child"` // trained in the weight step
+	TrainLoss float64     `json:"train_loss"`
+	Candidate string      `json:"candidate,omitempty"` // scored in the RL step
+	Tries     int         `json:"tries,omitempty"`     // draws until feasible
+	ValLoss   float64     `json:"val_loss,omitempty"`
+	Reward    float64     `json:"reward,omitempty"`
+	Baseline  float64     `json:"baseline,omitempty"`
+	Advantage float64     `json:"advantage,omitempty"`
+	PV        float64     `json:"pv,omitempty"`
+	Accepted  int         `json:"accepted,omitempty"`
+	Updated   bool        `json:"updated,omitempty"`
+	Probs     [][]float64 `json:"probs,omitempty"` // policy after the step
+}
+
+// Engine is the search state machine. Only the engine writes search state.
+type Engine struct {
+	Cfg   Config
+	Space *space.Space
+	Cons  space.Constraints
+	Net   *nn.SuperNet
+	Ctrl  *policy.Controller
+	Opt   *optim.Adam32
+	Step  int64 // steps completed
+	Hist  []Record
+
+	backend Backend
+	est     Estimator
+	grads   *nn.Grads
+	full    nn.Arch
+}
+
+// New builds an engine at step 0. The SuperNet must have the space's maximum widths.
+func New(cfg Config, s *space.Space, cons space.Constraints, net *nn.SuperNet, b Backend, e Estimator) (*Engine, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := CheckBudget(s, cons); err != nil {
+		return nil, err
+	}
+	if net.In != s.In || net.Out != s.Out || fmt.Sprint(net.MaxWidths) != fmt.Sprint(s.MaxWidths()) {
+		return nil, fmt.Errorf("SuperNet %d-%v-%d does not match the space %d-%v-%d", net.In, net.MaxWidths, net.Out, s.In, s.MaxWidths(), s.Out)
+	}
+	pc := cfg.Policy
+	if (pc.Method == policy.AbsReward || pc.Method == policy.Mnas) && len(cons) == 0 {
+		return nil, fmt.Errorf("method %s needs a constraint to shape the reward with", pc.Method)
+	}
+	ctrl, err := policy.NewController(s, pc)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{Cfg: cfg, Space: s, Cons: cons, Net: net, Ctrl: ctrl, Opt: net.NewAdam(cfg.WeightLR),
+		backend: b, est: e, grads: net.NewGrads(), full: nn.Arch(s.MaxWidths())}, nil
+}
+
+// ErrInfeasibleBudget marks a constraint set no architecture of the space meets.
+var ErrInfeasibleBudget = errors.New("infeasible budget")
+
+// CheckBudget rejects up front a budget that no architecture meets (for additive limits).
+func CheckBudget(s *space.Space, cons space.Constraints) error {
+	for _, c := range cons {
+		if a, ok := c.(space.Additive); ok {
+			if m := policy.MinCost(a, s); m > c.Limit() {
+				return fmt.Errorf("%w: no architecture of the space meets %s ≤ %g; the smallest needs %g", ErrInfeasibleBudget, c.Name(), c.Limit(), m)
+			}
+		}
+	}
+	return nil
+}
+
+// Done reports whether every step has run.
+func (e *Engine) Done() bool { return e.Step >= int64(e.Cfg.Steps) }
+
+// Run steps until done or the context ends. onStep, when set, sees each record.
+func (e *Engine) Run(ctx context.Context, onStep func(Record) error) error {
+	for !e.Done() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := e.StepOnce(ctx)
+		if err != nil {
+			return err
+		}
+		if onStep != nil {
+			if err := onStep(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// StepOnce runs step e.Step: weight step, then (after warmup) the RL step.
+func (e *Engine) StepOnce(ctx context.Context) (Record, error) {
+	t := e.Step
+	cfg := e.Cfg
+	rec := Record{Step: t}
+	probs := e.Ctrl.Policy.Probs()
+	if pf, ok := e.est.(Prefetcher); ok && e.Ctrl.Cfg.Corrects() && t >= cfg.WarmupSteps() {
+		pf.Prefetch(ctx, t, probs)
+	}
+
+	// 1. Weight step, with layer warmup: whole SuperNet with probability p_w = 1 − t/W.
+	child := e.full
+	warm := cfg.WarmupSteps()
+	rec.Warmup = t < warm
+	if !(rec.Warmup && policy.Stream(cfg.Seed, "warmup", t).Float64() < 1-float64(t)/float64(warm)) {
+		child = nn.Arch(e.Space.ArchWidths(policy.Sample(probs, policy.Stream(cfg.Seed, "weight", t), nil)))
+	}
+	rec.Child = space.FormatWidths(child)
+	e.grads.Zero(child)
+	loss, err := e.backend.Gradient(ctx, t, child, e.grads)
+	if err != nil {
+		return rec, fmt.Errorf("step %d weight step on %s: %w", t, rec.Child, err)
+	}
+	rec.TrainLoss = loss
+	e.Net.Apply(child, e.grads, e.Opt)
+	if err := e.backend.Committed(ctx, t+1, child); err != nil {
+		return rec, fmt.Errorf("step %d: publishing SuperNet version %d: %w", t, t+1, err)
+	}
+
+	// 2. RL step (none during warmup).
+	if !rec.Warmup {
+		feasible := func(a space.Arch) (bool, error) { return e.est.Feasible(ctx, a) }
+		var est *policy.Estimate
+		if e.Ctrl.Cfg.Corrects() {
+			// Depends only on the policy of this step; the estimator may compute it in parallel.
+			es, err := e.est.Estimate(ctx, t, probs)
+			if err != nil {
+				return rec, fmt.Errorf("step %d: estimating P(V): %w", t, err)
+			}
+			est = &es
+			rec.PV, rec.Accepted = es.PV, es.Accepted
+		}
+		y, tries, err := e.Ctrl.SampleCandidate(policy.Stream(cfg.Seed, "rl", t), feasible)
+		if err != nil {
+			return rec, fmt.Errorf("step %d: %w", t, err)
+		}
+		yw := e.Space.ArchWidths(y)
+		rec.Candidate, rec.Tries = space.FormatWidths(yw), tries
+		vl, err := e.backend.ValLoss(ctx, t, nn.Arch(yw))
+		if err != nil {
+			return rec, fmt.Errorf("step %d scoring %s: %w", t, rec.Candidate, err)
+		}
+		var cost float64
+		if len(e.Cons) > 0 {
+			if cost, err = e.Cons[0].Cost(e.Space, y); err != nil {
+				return rec, err
+			}
+		}
+		rec.ValLoss = vl
+		rec.Reward = e.Ctrl.Reward(1-vl, cost)
+		rec.Advantage = e.Ctrl.Advantage(rec.Reward)
+		rec.Baseline = e.Ctrl.Baseline()
+		rec.Updated = e.Ctrl.Update(y, rec.Advantage, est)
+	}
+	rec.Probs = e.Ctrl.Policy.Probs()
+	e.Hist = append(e.Hist, rec)
+	e.Step++
+	return rec, nil
+}
+
+// Candidate is one architecture of the final selection.
+type Candidate struct {
+	Arch     string  `json:"arch"`
+	Widths   []int   `json:"widths"`
+	Params   int64   `json:"params"`
+	Prob     float64 `json:"prob"`
+	Feasible bool    `json:"feasible"`
+}
+
+// Selection is the search's answer before stand-alone retraining: the most probable
+// feasible architectures (rejection methods), or for shaping methods the most probable
+// architecture first, which may be infeasible.
+type Selection struct {
+	Candidates   []Candidate `json:"candidates"`
+	Exact        bool        `json:"exact"`
+	MostProbable Candidate   `json:"most_probable"` // per-layer argmax, for information
+}
+
+// Select returns the top-k feasible architectures under the current policy.
+func (e *Engine) Select(ctx context.Context) (Selection, error) {
+	probs := e.Ctrl.Policy.Probs()
+	top, err := policy.TopKFeasible(e.Space, probs, e.Cons, e.Cfg.TopK, policy.Stream(e.Cfg.Seed, "select", e.Step))
+	if err != nil {
+		return Selection{}, err
+	}
+	sel := Selection{Exact: top.Exact}
+	mk := func(a space.Arch) (Candidate, error) {
+		ok, err := e.Cons.Feasible(e.Space, a)
+		if err != nil {
+			return Candidate{}, err
+		}
+		w := e.Space.ArchWidths(a)
+		return Candidate{Arch: space.FormatWidths(w), Widths: w, Params: e.Space.Params(a), Prob: math.Exp(policy.LogProb(probs, a)), Feasible: ok}, nil
+	}
+	if sel.MostProbable, err = mk(policy.Argmax(probs)); err != nil {
+		return sel, err
+	}
+	if !e.Ctrl.Cfg.Rejects() {
+		sel.Candidates = append(sel.Candidates, sel.MostProbable)
+	}
+	for _, r := range top.Archs {
+		if len(sel.Candidates) >= e.Cfg.TopK {
+			break
+		}
+		c, err := mk(r.Arch)
+		if err != nil {
+			return sel, err
+		}
+		if c.Arch != sel.MostProbable.Arch || e.Ctrl.Cfg.Rejects() {
+			sel.Candidates = append(sel.Candidates, c)
+		}
+	}
+	if len(sel.Candidates) == 0 {
+		return sel, fmt.Errorf("%w: no feasible architecture found under %s", ErrInfeasibleBudget, e.Cons)
+	}
+	return sel, nil
+}
