@@ -1,0 +1,256 @@
+// Package coordinator is the only writer of a run's search state. It drives the search
+// engine with evaluators (over a JetStream work queue) computing each step shard by shard
+// and the sampler answering feasibility and P(V); it reduces results, applies the updates,
+// publishes SuperNet versions, checkpoints to object storage, resumes from a checkpoint, and
+// ends the run with the stand-alone retraining of the top-k feasible architectures.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/tabnas/tabnas/infra/bus"
+	"github.com/tabnas/tabnas/infra/objstore"
+	"github.com/tabnas/tabnas/internal/nn"
+	"github.com/tabnas/tabnas/internal/policy"
+	"github.com/tabnas/tabnas/internal/search"
+	"github.com/tabnas/tabnas/internal/space"
+	"github.com/tabnas/tabnas/schemas"
+)
+
+// Config wires a coordinator.
+type Config struct {
+	Bus   *bus.Bus
+	Store objstore.Store // checkpoints
+	Log   *slog.Logger
+	// Spec of a new run; ignored on resume (the checkpoint holds it).
+	Spec *schemas.RunSpec
+	// Resume continues run ResumeRun from its last checkpoint.
+	Resume    bool
+	ResumeRun string
+	// Trial controls the final stand-alone retraining.
+	Trial schemas.Trial
+	// OnStep sees every step record (progress display).
+	OnStep func(search.Record, *search.Engine)
+	// StopAfter, when > 0, makes Run return ErrStopped after that many steps in this
+	// incarnation without a final checkpoint, as a crash would (tests).
+	StopAfter int64
+}
+
+// ErrStopped is returned when StopAfter ends the run early.
+var ErrStopped = errors.New("coordinator stopped before the end of the run")
+
+// Outcome is the end of a run.
+type Outcome struct {
+	Run       string                 `json:"run"`
+	Selection search.Selection       `json:"selection"`
+	Trials    []schemas.TrialOutcome `json:"trials"`
+	Best      *schemas.TrialOutcome  `json:"best"`
+	History   []search.Record        `json:"-"`
+	Stats     Stats                  `json:"stats"`
+	Seconds   float64                `json:"seconds"`
+	Spec      *schemas.RunSpec       `json:"-"`
+}
+
+// CheckpointKey is where the latest checkpoint of a run lives in the store.
+func CheckpointKey(run string) string { return "runs/" + run + "/checkpoint.json" }
+
+// Run executes (or resumes) a run to its end.
+func Run(ctx context.Context, cfg Config) (*Outcome, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	start := time.Now()
+	var ck *schemas.Checkpoint
+	spec := cfg.Spec
+	if cfg.Resume {
+		var err error
+		if ck, err = LoadCheckpoint(ctx, cfg.Store, cfg.ResumeRun); err != nil {
+			return nil, err
+		}
+		spec = &ck.Spec
+		log.Info("resuming", "run", spec.Run, "step", ck.Step)
+	} else if spec == nil {
+		return nil, errors.New("coordinator: no run spec")
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("run spec: %w", err)
+	}
+	b := cfg.Bus
+	if err := b.PutSpec(ctx, spec); err != nil {
+		return nil, fmt.Errorf("publishing run spec: %w", err)
+	}
+	attempt, err := b.NextAttempt(ctx, spec.Run)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: attempt counter: %w", spec.Run, err)
+	}
+	s, err := spec.SpaceOf()
+	if err != nil {
+		return nil, err
+	}
+	net, err := nn.NewSuperNet(s.In, s.MaxWidths(), spec.NNTask(), policy.Stream(spec.Search.Seed, "init", 0))
+	if err != nil {
+		return nil, err
+	}
+	est := newEstimator(b, spec.Run, s)
+	cons := constraintsOf(ctx, spec, est)
+	col, err := newCollector(ctx, b, spec.Run, attempt)
+	if err != nil {
+		return nil, err
+	}
+	defer col.close()
+	rb := &remote{b: b, spec: spec, attempt: attempt, net: net, col: col}
+	eng, err := search.New(spec.Search, s, cons, net, rb, est)
+	if err != nil {
+		return nil, err
+	}
+	// Version 0 is the seeded initial SuperNet; republishing it on resume is harmless.
+	if err := rb.publishSnapshot(ctx, 0); err != nil {
+		return nil, err
+	}
+	if ck != nil {
+		if err := restore(ctx, cfg.Store, ck, eng); err != nil {
+			return nil, err
+		}
+	}
+	status := func(state string, errMsg string) {
+		st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: state,
+			Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), Error: errMsg, Updated: time.Now().UTC()}
+		if n := len(eng.Hist); n > 0 {
+			st.PV = eng.Hist[n-1].PV
+		}
+		if err := b.PutStatus(ctx, st); err != nil {
+			log.Warn("status update", "err", err)
+		}
+	}
+	status(schemas.StateRunning, "")
+	lastStatus := time.Now()
+	begin := eng.Step
+	err = eng.Run(ctx, func(r search.Record) error {
+		if cfg.OnStep != nil {
+			cfg.OnStep(r, eng)
+		}
+		if eng.Step%int64(spec.CheckpointEvery) == 0 && !eng.Done() {
+			if err := saveCheckpoint(ctx, cfg.Store, spec, eng); err != nil {
+				return err
+			}
+			if err := rb.publishSnapshot(ctx, eng.Step); err != nil {
+				return err
+			}
+		}
+		if time.Since(lastStatus) > time.Second {
+			status(schemas.StateRunning, "")
+			lastStatus = time.Now()
+		}
+		if cfg.StopAfter > 0 && eng.Step-begin >= cfg.StopAfter {
+			return ErrStopped
+		}
+		return nil
+	})
+	if errors.Is(err, ErrStopped) {
+		return nil, err
+	}
+	if err != nil {
+		status(schemas.StateFailed, err.Error())
+		return nil, err
+	}
+	if err := saveCheckpoint(ctx, cfg.Store, spec, eng); err != nil {
+		return nil, err
+	}
+	sel, err := eng.Select(ctx)
+	if err != nil {
+		status(schemas.StateFailed, err.Error())
+		return nil, err
+	}
+	status(schemas.StateRetraining, "")
+	trials, err := retrain(ctx, rb, sel, cfg.Trial)
+	if err != nil {
+		status(schemas.StateFailed, err.Error())
+		return nil, err
+	}
+	out := &Outcome{Run: spec.Run, Selection: sel, Trials: trials, History: eng.Hist, Spec: spec}
+	for i := range trials {
+		if out.Best == nil || trials[i].ValLoss < out.Best.ValLoss {
+			out.Best = &trials[i]
+		}
+	}
+	col.mu.Lock()
+	out.Stats = col.stats
+	col.mu.Unlock()
+	out.Seconds = time.Since(start).Seconds()
+	st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: schemas.StateDone,
+		Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), Result: out.Best.Arch, Updated: time.Now().UTC()}
+	if err := b.PutStatus(ctx, st); err != nil {
+		log.Warn("status update", "err", err)
+	}
+	return out, nil
+}
+
+// constraintsOf: the parameter budget is analytic; latency limits are measured by the
+// sampler and read through it.
+func constraintsOf(ctx context.Context, spec *schemas.RunSpec, est *estimator) space.Constraints {
+	cons := spec.ParamsConstraint()
+	if c := spec.Constraints; c.MaxLatencyMs > 0 {
+		cons = append(cons, remoteConstraint{name: "latency_ms", limit: c.MaxLatencyMs, est: est, ctx: ctx})
+	}
+	if c := spec.Constraints; c.MaxTrainStepMs > 0 {
+		cons = append(cons, remoteConstraint{name: "train_step_ms", limit: c.MaxTrainStepMs, est: est, ctx: ctx})
+	}
+	return cons
+}
+
+// retrain trains every selected architecture stand-alone from scratch, as trial work
+// items spread over the evaluators, and returns the outcomes in selection order.
+func retrain(ctx context.Context, rb *remote, sel search.Selection, t schemas.Trial) ([]schemas.TrialOutcome, error) {
+	var keys []string
+	for i, c := range sel.Candidates {
+		w := &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, rb.spec.Run), Attempt: rb.attempt, Step: int64(rb.spec.Search.Steps),
+			Shard: i, Kind: schemas.KindTrial, Version: 0, Arch: c.Widths, Trial: &t}
+		if err := rb.b.Publish(ctx, rb.b.WorkSubject(rb.spec.Run, schemas.KindTrial), w, w.ID()); err != nil {
+			return nil, err
+		}
+		keys = append(keys, (&schemas.Result{Step: w.Step, Kind: schemas.KindTrial, Shard: i, Arch: c.Widths}).Key())
+	}
+	res, err := rb.col.await(ctx, keys, "stand-alone retraining")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]schemas.TrialOutcome, len(res))
+	for i, r := range res {
+		out[i] = *r.Trial
+	}
+	return out, nil
+}
+
+// DefaultTrial is the stand-alone training used for the final stage.
+func DefaultTrial(seed uint64) schemas.Trial {
+	return schemas.Trial{Seed: seed, Epochs: 60, Batch: 256, LR: 1e-3, Patience: 6}
+}
+
+// RandomFeasible draws n architectures uniformly from the feasible set (by rejection from
+// the uniform policy), for baselines.
+func RandomFeasible(s *space.Space, cons space.Constraints, n int, seed uint64) ([]space.Arch, error) {
+	probs := policy.NewPolicy(s).Probs()
+	rng := rand.New(rand.NewPCG(seed, 77))
+	var out []space.Arch
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1_000_000 {
+			return out, fmt.Errorf("%w: fewer than %d feasible in a million draws", search.ErrInfeasibleBudget, n)
+		}
+		a := policy.Sample(probs, rng, nil)
+		ok, err := cons.Feasible(s, a)
+		if err != nil {
+			return nil, err
+		}
+		if ok && !slices.ContainsFunc(out, func(b space.Arch) bool { return space.Equal(a, b) }) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}

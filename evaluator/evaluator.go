@@ -1,0 +1,301 @@
+// Package evaluator is the stateless worker of the pipeline. It pulls work items from the
+// JetStream work queue, keeps a replica of each run's SuperNet at the version an item asks
+// for (applying published deltas, or rebuilding from a snapshot when a resumed coordinator
+// went back in time), computes gradients and losses on the item's shard from a bounded
+// shard cache, trains architectures stand-alone for the final stage, and publishes results.
+// Any number of evaluators may run; work is split by shard, never by evaluator.
+package evaluator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tabnas/tabnas/dataset"
+	"github.com/tabnas/tabnas/infra/bus"
+	"github.com/tabnas/tabnas/infra/objstore"
+	"github.com/tabnas/tabnas/internal/nn"
+	"github.com/tabnas/tabnas/internal/search"
+	"github.com/tabnas/tabnas/internal/space"
+	"github.com/tabnas/tabnas/schemas"
+)
+
+// Config wires an evaluator.
+type Config struct {
+	Bus        *bus.Bus
+	Store      objstore.Store // datasets
+	Log        *slog.Logger
+	Name       string
+	CacheBytes int64 // shard cache budget; default 2 GiB
+}
+
+// Evaluator processes work items until its context ends.
+type Evaluator struct {
+	cfg   Config
+	log   *slog.Logger
+	cache *dataset.ShardCache
+	mu    sync.Mutex
+	runs  map[string]*replica
+	stats Stats
+}
+
+// Stats counts the evaluator's work.
+type Stats struct {
+	Items, Rejected, Failed int
+	Resyncs                 int // replica rebuilt from a snapshot
+}
+
+// New builds an evaluator.
+func New(cfg Config) *Evaluator {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 2 << 30
+	}
+	if cfg.Name == "" {
+		cfg.Name = "evaluator"
+	}
+	return &Evaluator{cfg: cfg, log: cfg.Log.With("evaluator", cfg.Name), cache: dataset.NewShardCache(cfg.Store, cfg.CacheBytes), runs: map[string]*replica{}}
+}
+
+// Stats returns a copy of the counters.
+func (e *Evaluator) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// CacheStats reports the shard cache's traffic.
+func (e *Evaluator) CacheStats() dataset.CacheStats { return e.cache.Stats() }
+
+// Run pulls and processes items one at a time until ctx ends.
+func (e *Evaluator) Run(ctx context.Context) error {
+	cons := e.cfg.Bus.Res.WorkConsumer
+	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return fmt.Errorf("evaluator %s: pulling work: %w", e.cfg.Name, err)
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			e.log.Warn("pulling work", "err", err)
+			continue
+		}
+		e.handle(ctx, m)
+	}
+}
+
+func (e *Evaluator) count(f func(*Stats)) {
+	e.mu.Lock()
+	f(&e.stats)
+	e.mu.Unlock()
+}
+
+// handle never lets a bad message stop the evaluator: invalid items are terminated with a
+// logged reason; deterministic failures are reported as error results; transient ones are
+// retried by redelivery.
+func (e *Evaluator) handle(ctx context.Context, m jetstream.Msg) {
+	w, err := schemas.Decode[schemas.WorkItem](m.Data())
+	if err != nil {
+		e.count(func(s *Stats) { s.Rejected++ })
+		e.log.Warn("rejected work message", "subject", m.Subject(), "reason", err)
+		_ = m.Term()
+		return
+	}
+	res, err := e.process(ctx, m, w)
+	if err != nil {
+		var perm *permanentError
+		if !errors.As(err, &perm) {
+			if ctx.Err() == nil {
+				e.log.Warn("work item failed, will be redelivered", "item", w.ID(), "err", err)
+				_ = m.NakWithDelay(time.Second)
+			}
+			return
+		}
+		e.count(func(s *Stats) { s.Failed++ })
+		e.log.Error("work item cannot be done", "item", w.ID(), "err", err)
+		res = e.result(w)
+		res.Error = err.Error()
+	}
+	if err := e.cfg.Bus.Publish(ctx, e.cfg.Bus.ResultSubject(w.Run), res, "r."+w.ID()); err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("publishing result failed, will be redelivered", "item", w.ID(), "err", err)
+			_ = m.NakWithDelay(time.Second)
+		}
+		return
+	}
+	e.count(func(s *Stats) { s.Items++ })
+	_ = m.Ack()
+}
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+func permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+func (e *Evaluator) result(w *schemas.WorkItem) *schemas.Result {
+	return &schemas.Result{Envelope: schemas.NewEnvelope(schemas.TypeResult, w.Run), Attempt: w.Attempt, Step: w.Step,
+		Shard: w.Shard, Kind: w.Kind, Version: w.Version, Arch: w.Arch, Rows: w.Rows, Evaluator: e.cfg.Name}
+}
+
+func (e *Evaluator) process(ctx context.Context, m jetstream.Msg, w *schemas.WorkItem) (*schemas.Result, error) {
+	rp, err := e.replicaFor(ctx, w.Run)
+	if err != nil {
+		return nil, err
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	child := nn.Arch(w.Arch)
+	if err := rp.net.CheckArch(child); err != nil {
+		return nil, permanent(fmt.Errorf("work item %s: %w", w.ID(), err))
+	}
+	res := e.result(w)
+	switch w.Kind {
+	case schemas.KindTrain, schemas.KindScore:
+		split, rows := schemas.SplitTrain, rp.spec.Dataset.TrainRows
+		if w.Kind == schemas.KindScore {
+			split, rows = schemas.SplitVal, rp.spec.Dataset.ValRows
+		}
+		shards := rp.ds.Shards(split)
+		if w.Shard >= len(shards) || w.Shard >= len(rows) {
+			return nil, permanent(fmt.Errorf("work item %s: shard %d of %d %s shards", w.ID(), w.Shard, len(shards), split))
+		}
+		sd, err := e.cache.Get(ctx, shards[w.Shard])
+		if err != nil {
+			return nil, permanent(err)
+		}
+		if err := rp.sync(ctx, e.cfg.Bus, w.Version); err != nil {
+			return nil, err
+		}
+		sh := search.Shard{X: sd.X, Y: sd.Y, Rows: sd.Rows}
+		seed := rp.spec.Search.Seed
+		if w.Kind == schemas.KindScore {
+			res.LossSum = rp.worker.Loss(rp.net, sh, seed, w.Step, w.Shard, w.Rows, child)
+			return res, nil
+		}
+		rp.grads.Zero(child)
+		res.LossSum = rp.worker.Gradient(rp.net, sh, seed, w.Step, w.Shard, w.Rows, w.Scale, child, rp.grads)
+		n := rp.net.SliceLen(child)
+		rp.buf = grow(rp.buf, n)
+		rp.grads.PackSlice(child, rp.buf)
+		res.GradLen = n
+		if res.Grad, res.GradBlob, err = e.cfg.Bus.PutFloats(ctx, fmt.Sprintf("%s/grad/%d/%d/%d", w.Run, w.Attempt, w.Step, w.Shard), rp.buf); err != nil {
+			return nil, err
+		}
+		return res, nil
+	case schemas.KindTrial:
+		out, err := e.trial(ctx, m, rp, w)
+		if err != nil {
+			return nil, err
+		}
+		res.Trial = out
+		return res, nil
+	}
+	return nil, permanent(fmt.Errorf("work item %s: unknown kind %q", w.ID(), w.Kind))
+}
+
+// trial trains one architecture stand-alone on the whole training split with early
+// stopping on validation, then measures it on the test split.
+func (e *Evaluator) trial(ctx context.Context, m jetstream.Msg, rp *replica, w *schemas.WorkItem) (*schemas.TrialOutcome, error) {
+	// Keep the item ours while it trains: a trial can outlast the ack wait.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	load := func(split string) (nn.Data, error) {
+		d := nn.Data{Cols: rp.ds.Manifest.FeatureWidth}
+		for _, sh := range rp.ds.Shards(split) {
+			sd, err := e.cache.Get(ctx, sh)
+			if err != nil {
+				return d, permanent(err)
+			}
+			d.X = append(d.X, sd.X...)
+			d.Y = append(d.Y, sd.Y...)
+		}
+		return d, nil
+	}
+	train, err := load(schemas.SplitTrain)
+	if err != nil {
+		return nil, err
+	}
+	val, err := load(schemas.SplitVal)
+	if err != nil {
+		return nil, err
+	}
+	test, err := load(schemas.SplitTest)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	t := w.Trial
+	task := rp.spec.NNTask()
+	model, h, err := nn.TrainStandalone(nn.Arch(w.Arch), task, train, val,
+		nn.TrainConfig{Epochs: t.Epochs, BatchSize: t.Batch, LR: t.LR, Patience: t.Patience, Seed: t.Seed})
+	if err != nil {
+		return nil, permanent(fmt.Errorf("training %s: %w", space.FormatWidths(w.Arch), err))
+	}
+	ws := model.NewWorkspace(1024)
+	vm := model.Evaluate(val, ws)
+	out := &schemas.TrialOutcome{Arch: space.FormatWidths(w.Arch), Params: space.ParamsWidths(rp.spec.In, w.Arch, rp.spec.Out),
+		Epochs: len(h.Epochs), BestEpoch: h.BestEpoch, ValLoss: vm.Loss, Seconds: time.Since(start).Seconds()}
+	for _, ep := range h.Epochs {
+		out.ValCurve = append(out.ValCurve, ep.ValLoss)
+	}
+	out.Metric, out.ValMetric = metricOf(rp, vm)
+	if test.Rows() > 0 {
+		tm := model.Evaluate(test, ws)
+		out.TestLoss = tm.Loss
+		_, out.TestMetric = metricOf(rp, tm)
+	}
+	out.WeightsBlob = fmt.Sprintf("%s/trial/%s", w.Run, out.Arch)
+	if _, err := e.cfg.Bus.Res.Blobs.PutBytes(ctx, out.WeightsBlob, schemas.Floats(model.Net.Weights)); err != nil {
+		return nil, fmt.Errorf("storing trial weights: %w", err)
+	}
+	return out, nil
+}
+
+// metricOf is accuracy for classification and RMSE in the target's original units for
+// regression (the label column is standardized).
+func metricOf(rp *replica, m nn.Metrics) (string, float64) {
+	if rp.spec.Task != schemas.TaskRegression {
+		return "accuracy", m.Accuracy
+	}
+	return "rmse", math.Sqrt(m.Loss) * rp.yScale
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}

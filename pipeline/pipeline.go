@@ -1,0 +1,294 @@
+// Package pipeline wires the services for the command layer: it opens the object store and
+// NATS (an embedded server with JetStream, or a nats:// URL), makes sure the dataset is
+// ingested, builds the run spec, and starts the same coordinator, evaluator and sampler code
+// either all in one process or one role per process. Only this wiring knows which.
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/tabnas/tabnas/dataset"
+	"github.com/tabnas/tabnas/infra/bus"
+	"github.com/tabnas/tabnas/infra/natsx"
+	"github.com/tabnas/tabnas/infra/objstore"
+	"github.com/tabnas/tabnas/internal/search"
+	"github.com/tabnas/tabnas/internal/space"
+	"github.com/tabnas/tabnas/schemas"
+)
+
+// Prefix names every stream and bucket of tabnas on a NATS server.
+const DefaultPrefix = "tabnas"
+
+// Env is an open connection to the infrastructure.
+type Env struct {
+	Store objstore.Store
+	Bus   *bus.Bus
+	Log   *slog.Logger
+
+	srv *server.Server
+	nc  *nats.Conn
+}
+
+// EnvOptions say where the infrastructure is.
+type EnvOptions struct {
+	StoreURL string // local directory, file:// or s3://bucket/prefix
+	NatsURL  string // empty: embedded server
+	NatsDir  string // embedded JetStream storage ("" = temporary)
+	Prefix   string // stream and bucket name prefix (default "tabnas")
+	Name     string // client name
+	Setup    natsx.SetupOptions
+	S3       objstore.Options
+	Log      *slog.Logger
+}
+
+// Open connects to (or starts) everything.
+func Open(ctx context.Context, o EnvOptions) (*Env, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.StoreURL == "" {
+		return nil, errors.New("no object store given (--store DIR or s3://bucket/prefix)")
+	}
+	store, err := objstore.Open(ctx, o.StoreURL, o.S3)
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Store: store, Log: o.Log}
+	if o.NatsURL == "" {
+		e.srv, e.nc, err = natsx.StartEmbedded(o.NatsDir, natsx.EmbeddedOptions{ClientName: o.Name})
+	} else {
+		e.nc, err = natsx.Connect(o.NatsURL, natsx.ConnectOptions{Name: o.Name, Logger: o.Log})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.Bus, err = bus.Open(ctx, e.nc, o.Prefix, o.Setup, o.Log); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close disconnects (and stops an embedded server).
+func (e *Env) Close() {
+	if e.srv != nil {
+		natsx.Shutdown(e.srv, e.nc)
+		return
+	}
+	if e.nc != nil {
+		e.nc.Close()
+	}
+}
+
+// DatasetOptions say how to find or ingest the data.
+type DatasetOptions struct {
+	Data         string // CSV/Parquet file (path or s3://), or "dataset:PREFIX" for an ingested one
+	Target       string
+	SplitSeed    uint64
+	RowsPerShard int
+	Ingest       dataset.Options
+}
+
+// EnsureDataset returns the ingested dataset for the data, ingesting it into
+// datasets/<name>-<hash> of the store unless a complete ingest of the same file (same
+// content and options) is already there.
+func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Dataset, error) {
+	if p, ok := strings.CutPrefix(o.Data, "dataset:"); ok {
+		return dataset.OpenDataset(ctx, env.Store, p)
+	}
+	if o.Data == "" {
+		return nil, errors.New("no data given (--data FILE.csv[.gz]|FILE.parquet|s3://bucket/key)")
+	}
+	h := sha256.New()
+	var name string
+	if strings.HasPrefix(o.Data, "s3://") {
+		fmt.Fprint(h, o.Data)
+		name = path.Base(o.Data)
+	} else {
+		f, err := os.Open(o.Data)
+		if err != nil {
+			return nil, fmt.Errorf("data file: %w", err)
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("data file %s: %w", o.Data, err)
+		}
+		name = filepath.Base(o.Data)
+	}
+	fmt.Fprintf(h, "|%s|%d|%d", o.Target, o.SplitSeed, o.RowsPerShard)
+	for _, ext := range []string{".gz", ".csv", ".parquet", ".tsv"} {
+		name = strings.TrimSuffix(name, ext)
+	}
+	name = sanitize(name)
+	prefix := fmt.Sprintf("datasets/%s-%s", name, hex.EncodeToString(h.Sum(nil))[:12])
+	if ds, err := dataset.OpenDataset(ctx, env.Store, prefix); err == nil {
+		return ds, nil
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return nil, err
+	}
+	io := o.Ingest
+	io.Target, io.Seed, io.RowsPerShard, io.Overwrite = o.Target, o.SplitSeed, o.RowsPerShard, true
+	if io.OpenStore == nil {
+		io.OpenStore = func(ctx context.Context, url string) (objstore.Store, error) {
+			return objstore.Open(ctx, url, objstore.Options{})
+		}
+	}
+	env.Log.Info("ingesting", "data", o.Data, "into", env.Store.URL()+"/"+prefix)
+	if _, err := dataset.Ingest(ctx, o.Data, env.Store, prefix, io); err != nil {
+		return nil, err
+	}
+	return dataset.OpenDataset(ctx, env.Store, prefix)
+}
+
+func sanitize(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	if b.Len() == 0 {
+		return "data"
+	}
+	return b.String()
+}
+
+// SpecOptions are the run's choices beyond the data.
+type SpecOptions struct {
+	Run             string
+	Layers          int
+	Widths          []int
+	Constraints     schemas.Constraints
+	Search          search.Config
+	CheckpointEvery int
+}
+
+// BuildSpec derives the run spec from the dataset's manifest.
+func BuildSpec(ds *dataset.Dataset, o SpecOptions) (*schemas.RunSpec, error) {
+	m := ds.Manifest
+	if o.Run == "" {
+		o.Run = NewRunID()
+	}
+	if err := schemas.ValidRunID(o.Run); err != nil {
+		return nil, err
+	}
+	if o.Layers == 0 {
+		o.Layers = 3
+	}
+	if len(o.Widths) == 0 {
+		o.Widths = space.DefaultWidths
+	}
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = 100
+	}
+	out, classes := 1, 0
+	if m.Target.Task == schemas.TaskMulticlass {
+		classes = len(m.Target.Classes)
+		out = classes
+	}
+	sp, err := space.New(m.FeatureWidth, out, o.Layers, o.Widths)
+	if err != nil {
+		return nil, err
+	}
+	spec := &schemas.RunSpec{Envelope: schemas.NewEnvelope(schemas.TypeRun, o.Run), Task: m.Target.Task, Classes: classes,
+		In: m.FeatureWidth, Out: out, Widths: sp.Widths, Constraints: o.Constraints, Search: o.Search.Defaults(),
+		CheckpointEvery: o.CheckpointEvery, Created: time.Now().UTC()}
+	spec.Dataset.Prefix = ds.Prefix
+	for _, sh := range ds.Shards(schemas.SplitTrain) {
+		spec.Dataset.TrainRows = append(spec.Dataset.TrainRows, int(sh.Rows))
+	}
+	for _, sh := range ds.Shards(schemas.SplitVal) {
+		spec.Dataset.ValRows = append(spec.Dataset.ValRows, int(sh.Rows))
+	}
+	for _, sh := range ds.Shards(schemas.SplitTest) {
+		spec.Dataset.TestRows = append(spec.Dataset.TestRows, int(sh.Rows))
+	}
+	p := &spec.Search.Policy
+	if (p.Method == "abs" || p.Method == "mnas") && p.T0 == 0 {
+		p.T0 = float64(o.Constraints.MaxParams)
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	cons := spec.ParamsConstraint()
+	if err := search.CheckBudget(sp, cons); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// NewRunID is a sortable, unique run id.
+func NewRunID() string {
+	var b [3]byte
+	f, err := os.Open("/dev/urandom")
+	if err == nil {
+		_, _ = io.ReadFull(f, b[:])
+		f.Close()
+	}
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Services runs evaluators and a sampler in this process until Stop.
+type Services struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StartServices starts n evaluators and (when sampler) a sampler on env, returning once
+// the sampler listens.
+func StartServices(ctx context.Context, env *Env, evaluators int, withSampler bool, evalOpts func(i int) EvaluatorOptions) (*Services, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Services{cancel: cancel}
+	if withSampler {
+		ready := make(chan struct{})
+		errc := make(chan error, 1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			errc <- NewSampler(env, "sampler").Run(ctx, ready)
+		}()
+		select {
+		case <-ready:
+		case err := <-errc:
+			cancel()
+			return nil, err
+		}
+	}
+	for i := 0; i < evaluators; i++ {
+		ev := NewEvaluator(env, evalOpts(i))
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := ev.Run(ctx); err != nil {
+				env.Log.Error("evaluator stopped", "err", err)
+			}
+		}()
+	}
+	return s, nil
+}
+
+// Stop ends the services and waits for them.
+func (s *Services) Stop() {
+	s.cancel()
+	s.wg.Wait()
+}
