@@ -45,7 +45,7 @@ type Env struct {
 
 // EnvOptions say where the infrastructure is.
 type EnvOptions struct {
-	StoreURL string // local directory, file:// or s3://bucket/prefix
+	StoreURL string // local directory, file:// or s3://bucket/prefix; empty: none
 	NatsURL  string // empty: embedded server
 	NatsDir  string // embedded JetStream storage ("" = temporary)
 	Prefix   string // stream and bucket name prefix (default "tabnas")
@@ -63,14 +63,13 @@ func Open(ctx context.Context, o EnvOptions) (*Env, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
-	if o.StoreURL == "" {
-		return nil, errors.New("no object store given (--store DIR or s3://bucket/prefix)")
+	e := &Env{Log: o.Log}
+	var err error
+	if o.StoreURL != "" { // a status query needs no store
+		if e.Store, err = objstore.Open(ctx, o.StoreURL, o.S3); err != nil {
+			return nil, err
+		}
 	}
-	store, err := objstore.Open(ctx, o.StoreURL, o.S3)
-	if err != nil {
-		return nil, err
-	}
-	e := &Env{Store: store, Log: o.Log}
 	if o.NatsURL == "" {
 		e.srv, e.nc, err = natsx.StartEmbedded(o.NatsDir, natsx.EmbeddedOptions{ClientName: o.Name})
 	} else {

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/tabnas/tabnas/internal/policy"
+	"github.com/tabnas/tabnas/internal/space"
+	"github.com/tabnas/tabnas/pipeline"
+)
+
+// runOpts are the flags of commands that start a run.
+type runOpts struct {
+	cfg      pipeline.RunConfig
+	config   string
+	jsonOut  bool
+	quiet    bool
+	natsDir  string
+	prefix   string
+	progress string
+}
+
+type widthsValue struct{ p *[]int }
+
+func (w widthsValue) String() string {
+	if w.p == nil {
+		return ""
+	}
+	return space.FormatWidths(*w.p)
+}
+func (w widthsValue) Set(s string) error {
+	v, err := pipeline.ParseWidthList(s)
+	if err != nil {
+		return err
+	}
+	*w.p = v
+	return nil
+}
+
+// bindRun declares every run flag on fs, bound to o.cfg (whose current values are the defaults).
+func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
+	c := &o.cfg
+	fs.StringVar(&o.config, "config", o.config, "YAML run spec (flags override its values)")
+	fs.StringVar(&c.Data, "data", c.Data, "data: CSV (plain or .gz) or Parquet file, s3://bucket/key, or dataset:PREFIX")
+	fs.StringVar(&c.Target, "target", c.Target, "target column (default \"target\")")
+	fs.StringVar(&c.Run, "run", c.Run, "run id (default: generated)")
+	fs.IntVar(&c.Layers, "layers", c.Layers, "hidden layers (default 3)")
+	fs.Var(widthsValue{&c.Widths}, "widths", "candidate widths per layer, e.g. 8,16,32 (default the 20-width TabNAS list)")
+	fs.Int64Var(&c.Constraints.MaxParams, "max-params", c.Constraints.MaxParams, "parameter budget (weights and biases)")
+	fs.Float64Var(&c.Constraints.MaxLatencyMs, "max-latency-ms", c.Constraints.MaxLatencyMs, "inference latency limit, ms per batch")
+	fs.Float64Var(&c.Constraints.MaxTrainStepMs, "max-train-step-ms", c.Constraints.MaxTrainStepMs, "training latency limit, ms per step")
+	fs.IntVar(&c.Constraints.LatencyBatch, "latency-batch", c.Constraints.LatencyBatch, "rows per timed batch")
+	fs.StringVar(&c.Constraints.LatencyMode, "latency-mode", c.Constraints.LatencyMode, "measure (whole network) or estimate (sum of per-layer times)")
+	fs.IntVar(&c.Search.Steps, "steps", c.Search.Steps, "search steps (default 500)")
+	fs.Uint64Var(&c.Search.Seed, "seed", c.Search.Seed, "seed of the search")
+	fs.Func("method", "tabnas (default), reject, abs or mnas", func(s string) error {
+		c.Search.Policy.Method = policy.Method(s)
+		return nil
+	})
+	fs.Func("correction", "mc (default) or exact", func(s string) error {
+		c.Search.Policy.Correction = policy.Correction(s)
+		return nil
+	})
+	fs.IntVar(&c.Search.Policy.Samples, "samples", c.Search.Policy.Samples, "Monte Carlo samples N for P(V) (default 5)")
+	fs.Float64Var(&c.Search.Policy.LR, "rl-lr", c.Search.Policy.LR, "controller Adam learning rate (default 0.1)")
+	fs.Float64Var(&c.Search.Policy.Beta, "beta", c.Search.Policy.Beta, "reward shaping β (< 0) for abs and mnas")
+	fs.Float64Var(&c.Search.Policy.T0, "t0", c.Search.Policy.T0, "reward shaping target cost (default the parameter budget)")
+	fs.IntVar(&c.Search.Policy.MaxTries, "max-tries", c.Search.Policy.MaxTries, "rejection cap per RL step (default 10000)")
+	fs.IntVar(&c.Search.Batch, "batch", c.Search.Batch, "training rows per weight step (default 256)")
+	fs.IntVar(&c.Search.ValBatch, "val-batch", c.Search.ValBatch, "validation rows per RL step (default 1024)")
+	fs.Float64Var(&c.Search.WeightLR, "lr", c.Search.WeightLR, "SuperNet Adam learning rate (default 0.001)")
+	fs.Float64Var(&c.Search.Warmup, "warmup", c.Search.Warmup, "fraction of steps with layer warmup (default 0.25)")
+	fs.IntVar(&c.Search.TopK, "top-k", c.Search.TopK, "feasible architectures retrained at the end (default 3)")
+	fs.Uint64Var(&c.SplitSeed, "split-seed", c.SplitSeed, "seed of the train/validation/test split")
+	fs.IntVar(&c.RowsPerShard, "rows-per-shard", c.RowsPerShard, "rows per Parquet shard (default 65536)")
+	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint every K steps (default 100)")
+	fs.IntVar(&c.Trial.Epochs, "trial-epochs", c.Trial.Epochs, "max epochs of the stand-alone retraining (default 60)")
+	fs.IntVar(&c.Trial.Patience, "trial-patience", c.Trial.Patience, "early-stopping patience of the retraining (default 6)")
+	fs.StringVar(&c.Store, "store", c.Store, "object store: directory, file:// or s3://bucket/prefix")
+	fs.StringVar(&c.Nats, "nats", c.Nats, "NATS URL (empty: embedded server)")
+	if !distributed {
+		fs.StringVar(&c.Out, "out", c.Out, "output directory (store, model, report) (default ./runs)")
+		fs.IntVar(&c.Evaluators, "evaluators", c.Evaluators, "evaluators in this process (default 1)")
+		fs.StringVar(&o.natsDir, "nats-dir", o.natsDir, "JetStream directory of the embedded server (default: temporary)")
+	}
+	fs.StringVar(&o.prefix, "prefix", o.prefix, "stream and bucket name prefix on NATS (default tabnas)")
+	fs.BoolVar(&o.jsonOut, "json", o.jsonOut, "print the result as one JSON object on the last line of stdout")
+	fs.BoolVar(&o.quiet, "quiet", o.quiet, "log warnings only")
+	fs.StringVar(&o.progress, "progress", o.progress, "auto (default), bar, log or none")
+}
+
+// parseRun parses flags twice: first to find --config, then over the spec's values so
+// that flags given on the command line win and the rest comes from the file.
+func parseRun(name string, args []string, distributed bool) (*runOpts, error) {
+	o := &runOpts{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	bindRun(fs, o, distributed)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fs.SetOutput(os.Stdout)
+			fmt.Fprintf(os.Stdout, "usage: tabnas %s [flags]\n", name)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, bad(err)
+	}
+	if fs.NArg() > 0 {
+		return nil, bad(fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if o.config != "" {
+		cfg, err := pipeline.LoadConfig(o.config)
+		if err != nil {
+			return nil, bad(err)
+		}
+		o2 := &runOpts{cfg: cfg, config: o.config}
+		fs2 := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs2.SetOutput(io.Discard)
+		bindRun(fs2, o2, distributed)
+		if err := fs2.Parse(args); err != nil {
+			return nil, bad(err)
+		}
+		o = o2
+	}
+	if err := o.cfg.Validate(); err != nil {
+		return nil, bad(err)
+	}
+	return o, nil
+}
