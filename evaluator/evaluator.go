@@ -221,7 +221,7 @@ func (e *Evaluator) trial(ctx context.Context, m jetstream.Msg, rp *replica, w *
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {

@@ -63,6 +63,13 @@ func Open(ctx context.Context, o EnvOptions) (*Env, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
+	if v := os.Getenv("TABNAS_ACK_WAIT"); v != "" && o.Setup.WorkAckWait == 0 {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("TABNAS_ACK_WAIT=%q: want a positive duration such as 30s", v)
+		}
+		o.Setup.WorkAckWait = d
+	}
 	e := &Env{Log: o.Log}
 	var err error
 	if o.StoreURL != "" { // a status query needs no store
