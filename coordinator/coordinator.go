@@ -33,8 +33,6 @@ type Config struct {
 	// Resume continues run ResumeRun from its last checkpoint.
 	Resume    bool
 	ResumeRun string
-	// Trial controls the final stand-alone retraining.
-	Trial schemas.Trial
 	// OnStep sees every step record (progress display).
 	OnStep func(search.Record, *search.Engine)
 	// StopAfter, when > 0, makes Run return ErrStopped after that many steps in this
@@ -169,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		return nil, err
 	}
 	status(schemas.StateRetraining, "")
-	trials, err := retrain(ctx, rb, sel, cfg.Trial)
+	trials, err := retrain(ctx, rb, sel, spec.Trial)
 	if err != nil {
 		status(schemas.StateFailed, err.Error())
 		return nil, err
@@ -226,11 +224,6 @@ func retrain(ctx context.Context, rb *remote, sel search.Selection, t schemas.Tr
 		out[i] = *r.Trial
 	}
 	return out, nil
-}
-
-// DefaultTrial is the stand-alone training used for the final stage.
-func DefaultTrial(seed uint64) schemas.Trial {
-	return schemas.Trial{Seed: seed, Epochs: 60, Batch: 256, LR: 1e-3, Patience: 6}
 }
 
 // RandomFeasible draws n architectures uniformly from the feasible set (by rejection from

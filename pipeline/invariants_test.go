@@ -34,7 +34,7 @@ func newFixture(t *testing.T, ackWait time.Duration) *fixture {
 	}
 	return &fixture{env: env, spec: func(run string) *schemas.RunSpec {
 		spec, err := BuildSpec(ds, SpecOptions{Run: run, Constraints: schemas.Constraints{MaxParams: 15000},
-			Search: search.Config{Steps: 50, Seed: 7, TopK: 2, ValBatch: 512}, CheckpointEvery: 20})
+			Search: search.Config{Steps: 50, Seed: 7, TopK: 2, ValBatch: 512}, CheckpointEvery: 20, Trial: quickTrial})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func (f *fixture) run(t *testing.T, spec *schemas.RunSpec, evaluators int) (*coo
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec, Trial: quickTrial})
+	out, err := coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec})
 	svc.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestCoordinatorCrashAndResume(t *testing.T) {
 	}
 	defer svc.Stop()
 	spec := f.spec("crashy")
-	_, err = coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec, Trial: quickTrial, StopAfter: 33})
+	_, err = coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec, StopAfter: 33})
 	if !errors.Is(err, coordinator.ErrStopped) {
 		t.Fatalf("first incarnation: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestCoordinatorCrashAndResume(t *testing.T) {
 	if err != nil || ck.Step != 20 {
 		t.Fatalf("checkpoint after crash: step %v err %v (want 20)", ck, err)
 	}
-	got, err := coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Resume: true, ResumeRun: "crashy", Trial: quickTrial})
+	got, err := coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Resume: true, ResumeRun: "crashy"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestBadMessagesAreRejected(t *testing.T) {
 	var out *coordinator.Outcome
 	go func() {
 		var err error
-		out, err = coordinator.Run(ctx, coordinator.Config{Bus: b, Store: f.env.Store, Log: f.env.Log, Spec: spec, Trial: quickTrial,
+		out, err = coordinator.Run(ctx, coordinator.Config{Bus: b, Store: f.env.Store, Log: f.env.Log, Spec: spec,
 			OnStep: func(r search.Record, _ *search.Engine) {
 				if r.Step == 3 {
 					close(started)
@@ -209,7 +209,7 @@ func TestEvaluatorDeathRedelivers(t *testing.T) {
 	var got *coordinator.Outcome
 	go func() {
 		var err error
-		got, err = coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec, Trial: quickTrial})
+		got, err = coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec})
 		runDone <- err
 	}()
 	msgs, err := cons.Fetch(1, jetstreamWait(10*time.Second))

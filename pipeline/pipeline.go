@@ -187,6 +187,12 @@ type SpecOptions struct {
 	Constraints     schemas.Constraints
 	Search          search.Config
 	CheckpointEvery int
+	Trial           schemas.Trial // zero fields take DefaultTrial's
+}
+
+// DefaultTrial is the final stand-alone retraining unless the run says otherwise.
+func DefaultTrial(seed uint64) schemas.Trial {
+	return schemas.Trial{Seed: seed, Epochs: 60, Batch: 256, LR: 1e-3, Patience: 6}
 }
 
 // BuildSpec derives the run spec from the dataset's manifest.
@@ -219,6 +225,24 @@ func BuildSpec(ds *dataset.Dataset, o SpecOptions) (*schemas.RunSpec, error) {
 	spec := &schemas.RunSpec{Envelope: schemas.NewEnvelope(schemas.TypeRun, o.Run), Task: m.Target.Task, Classes: classes,
 		In: m.FeatureWidth, Out: out, Widths: sp.Widths, Constraints: o.Constraints, Search: o.Search.Defaults(),
 		CheckpointEvery: o.CheckpointEvery, Created: time.Now().UTC()}
+	spec.Trial = DefaultTrial(spec.Search.Seed)
+	if t := o.Trial; true {
+		if t.Epochs > 0 {
+			spec.Trial.Epochs = t.Epochs
+		}
+		if t.Batch > 0 {
+			spec.Trial.Batch = t.Batch
+		}
+		if t.LR > 0 {
+			spec.Trial.LR = t.LR
+		}
+		if t.Patience > 0 {
+			spec.Trial.Patience = t.Patience
+		}
+		if t.Seed > 0 {
+			spec.Trial.Seed = t.Seed
+		}
+	}
 	spec.Dataset.Prefix = ds.Prefix
 	for _, sh := range ds.Shards(schemas.SplitTrain) {
 		spec.Dataset.TrainRows = append(spec.Dataset.TrainRows, int(sh.Rows))

@@ -43,7 +43,7 @@ func TestOneProcessSearchConnect4(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec, err := BuildSpec(ds, SpecOptions{Run: "c4", Constraints: schemas.Constraints{MaxParams: 20000},
-		Search: search.Config{Steps: 60, Seed: 1, TopK: 2}, CheckpointEvery: 25})
+		Search: search.Config{Steps: 60, Seed: 1, TopK: 2}, CheckpointEvery: 25, Trial: schemas.Trial{Epochs: 3, Patience: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +53,7 @@ func TestOneProcessSearchConnect4(t *testing.T) {
 	}
 	defer svc.Stop()
 	start := time.Now()
-	out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec,
-		Trial: schemas.Trial{Seed: 1, Epochs: 3, Batch: 256, LR: 1e-3, Patience: 2}})
+	out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec})
 	if err != nil {
 		t.Fatal(err)
 	}

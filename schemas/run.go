@@ -73,6 +73,7 @@ type RunSpec struct {
 	Constraints     Constraints   `json:"constraints"`
 	Search          search.Config `json:"search"`
 	CheckpointEvery int           `json:"checkpoint_every"`
+	Trial           Trial         `json:"trial"` // the final stand-alone retraining
 	Created         time.Time     `json:"created"`
 }
 
@@ -128,6 +129,9 @@ func (r *RunSpec) Validate() error {
 	}
 	if r.CheckpointEvery < 1 {
 		return fmt.Errorf("checkpoint_every %d must be ≥ 1", r.CheckpointEvery)
+	}
+	if t := r.Trial; t.Epochs < 1 || t.Batch < 1 || !(t.LR > 0) || t.Patience < 1 {
+		return fmt.Errorf("trial %+v: epochs, batch, lr and patience must be positive", t)
 	}
 	return nil
 }

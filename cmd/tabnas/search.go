@@ -56,7 +56,7 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log interface
 		return nil, classify(err)
 	}
 	spec, err := pipeline.BuildSpec(ds, pipeline.SpecOptions{Run: c.Run, Layers: c.Layers, Widths: c.Widths, Constraints: c.Constraints,
-		Search: c.Search, CheckpointEvery: c.CheckpointEvery})
+		Search: c.Search, CheckpointEvery: c.CheckpointEvery, Trial: c.Trial})
 	if err != nil {
 		if errors.Is(err, search.ErrInfeasibleBudget) {
 			return nil, err
@@ -74,15 +74,8 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log interface
 	}
 	log.Info("search", "run", spec.Run, "data", c.Data, "task", spec.Task, "features", spec.In, "layers", len(spec.Widths),
 		"constraints", fmt.Sprintf("%+v", spec.Constraints), "steps", spec.Search.Steps)
-	trial := coordinator.DefaultTrial(spec.Search.Seed)
-	if c.Trial.Epochs > 0 {
-		trial.Epochs = c.Trial.Epochs
-	}
-	if c.Trial.Patience > 0 {
-		trial.Patience = c.Trial.Patience
-	}
 	prog := newProgress(o.progress, spec.Search.Steps)
-	out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec, Trial: trial, OnStep: prog.step})
+	out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec, OnStep: prog.step})
 	prog.done()
 	if err != nil {
 		return nil, classify(err)

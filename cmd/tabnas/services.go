@@ -179,7 +179,7 @@ func cmdResume(ctx context.Context, args []string) error {
 	}
 	prog := newProgress("", ck.Spec.Search.Steps)
 	out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: log, Resume: true, ResumeRun: *run,
-		Trial: coordinator.DefaultTrial(ck.Spec.Search.Seed), OnStep: prog.step})
+		OnStep: prog.step})
 	prog.done()
 	if err != nil {
 		return classify(err)
