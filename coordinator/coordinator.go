@@ -51,7 +51,9 @@ type Outcome struct {
 	Best      *schemas.TrialOutcome  `json:"best"`
 	History   []search.Record        `json:"-"`
 	Stats     Stats                  `json:"stats"`
-	Seconds   float64                `json:"seconds"`
+	Seconds   float64                `json:"seconds"`         // whole run, this incarnation
+	Search    float64                `json:"search_seconds"`  // search steps, this incarnation
+	Retrain   float64                `json:"retrain_seconds"` // final stand-alone retraining
 	Spec      *schemas.RunSpec       `json:"-"`
 }
 
@@ -166,6 +168,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		status(schemas.StateFailed, err.Error())
 		return nil, err
 	}
+	searched := time.Since(start).Seconds()
 	status(schemas.StateRetraining, "")
 	trials, err := retrain(ctx, rb, sel, spec.Trial)
 	if err != nil {
@@ -182,6 +185,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	out.Stats = col.stats
 	col.mu.Unlock()
 	out.Seconds = time.Since(start).Seconds()
+	out.Search, out.Retrain = searched, out.Seconds-searched
 	st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: schemas.StateDone,
 		Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), Result: out.Best.Arch, Updated: time.Now().UTC()}
 	if err := b.PutStatus(ctx, st); err != nil {

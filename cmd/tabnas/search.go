@@ -81,6 +81,13 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log interface
 		return nil, classify(err)
 	}
 	res := pipeline.Summarize(out)
+	localDir := ""
+	if local {
+		localDir = c.Out
+	}
+	if err := pipeline.Finish(ctx, env, out, &res, localDir); err != nil {
+		return nil, infra(fmt.Errorf("saving the model and report: %w", err))
+	}
 	return &res, nil
 }
 
@@ -112,7 +119,8 @@ func printResult(o *runOpts, r *pipeline.Result) error {
 	}
 	fmt.Printf("search took %s\n", time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond))
 	if r.Model != "" {
-		fmt.Printf("model: %s\nreport: %s\n", r.Model, r.Report)
+		fmt.Printf("model:  %s\nreport: %s\n", r.Model, r.Report)
+		fmt.Printf("next:   tabnas predict --model %s --data ROWS.csv --out predictions.csv\n", r.Model)
 	}
 	return nil
 }

@@ -185,6 +185,13 @@ func cmdResume(ctx context.Context, args []string) error {
 		return classify(err)
 	}
 	res := pipeline.Summarize(out)
+	localDir := ""
+	if *natsURL == "" {
+		localDir = "runs"
+	}
+	if err := pipeline.Finish(ctx, env, out, &res, localDir); err != nil {
+		return infra(fmt.Errorf("saving the model and report: %w", err))
+	}
 	return printResult(&runOpts{jsonOut: *jsonOut}, &res)
 }
 

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tabnas/tabnas/infra/objstore"
+	"github.com/tabnas/tabnas/internal/nn"
+	"github.com/tabnas/tabnas/internal/space"
+	"github.com/tabnas/tabnas/model"
+	"github.com/tabnas/tabnas/pipeline"
+	"github.com/tabnas/tabnas/report"
+	"github.com/tabnas/tabnas/schemas"
+)
+
+func init() {
+	extraCommands = append(extraCommands,
+		command{"train", "train one architecture stand-alone (e.g. --arch 32-144-24) into a model", cmdTrain},
+		command{"predict", "predict raw CSV rows with a model", cmdPredict},
+		command{"export", "export a model to ONNX", cmdExport},
+		command{"report", "write a run's HTML report", cmdReport},
+	)
+}
+
+func newFlags(name, usageLine string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Printf("usage: tabnas %s %s\n", name, usageLine)
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fs.Usage()
+			return err
+		}
+		return bad(err)
+	}
+	if fs.NArg() > 0 {
+		return bad(fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	return nil
+}
+
+func cmdPredict(ctx context.Context, args []string) error {
+	fs := newFlags("predict", "--model DIR|s3://… --data ROWS.csv[.gz] [--out predictions.csv]")
+	modelPath := fs.String("model", "", "model directory, file:// or s3:// URL (required)")
+	data := fs.String("data", "", "CSV of raw rows with a header, plain or gzip (required; - for stdin)")
+	outPath := fs.String("out", "", "output CSV (default stdout)")
+	keep := fs.String("keep", "", "comma-separated input columns copied to the output (e.g. an id)")
+	jsonOut := fs.Bool("json", false, "print the summary as JSON on stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" || *data == "" {
+		return bad(errors.New("--model and --data are required"))
+	}
+	art, err := model.Open(ctx, *modelPath)
+	if err != nil {
+		return bad(err)
+	}
+	p, err := art.Predictor()
+	if err != nil {
+		return bad(err)
+	}
+	var in io.Reader = os.Stdin
+	name := "stdin"
+	if *data != "-" {
+		f, err := os.Open(*data)
+		if err != nil {
+			return bad(err)
+		}
+		defer f.Close()
+		in, name = f, *data
+	}
+	var w io.Writer = os.Stdout
+	var tmp *os.File
+	if *outPath != "" {
+		// Written beside the target and renamed at the end: no half-written predictions file.
+		if tmp, err = os.CreateTemp(filepath.Dir(*outPath), ".predict-*"); err != nil {
+			return bad(err)
+		}
+		defer os.Remove(tmp.Name())
+		w = tmp
+	}
+	opts := model.PredictOptions{Name: name}
+	if *keep != "" {
+		opts.Keep = strings.Split(*keep, ",")
+	}
+	sum, err := p.PredictCSV(ctx, in, w, opts)
+	if err != nil {
+		return bad(err)
+	}
+	if tmp != nil {
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), *outPath); err != nil {
+			return err
+		}
+	}
+	if *jsonOut {
+		b, _ := json.Marshal(sum)
+		fmt.Fprintln(os.Stderr, string(b))
+	} else if sum.Labeled {
+		fmt.Fprintf(os.Stderr, "predicted %d rows; loss %.6f, %s %.6f\n", sum.Rows, sum.Loss, sum.MetricName, sum.Metric)
+	} else {
+		fmt.Fprintf(os.Stderr, "predicted %d rows\n", sum.Rows)
+	}
+	return nil
+}
+
+func cmdExport(ctx context.Context, args []string) error {
+	fs := newFlags("export", "--model DIR --onnx OUT.onnx")
+	modelPath := fs.String("model", "", "model directory, file:// or s3:// URL (required)")
+	onnx := fs.String("onnx", "", "ONNX file to write (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" || *onnx == "" {
+		return bad(errors.New("--model and --onnx are required"))
+	}
+	art, err := model.Open(ctx, *modelPath)
+	if err != nil {
+		return bad(err)
+	}
+	var buf bytes.Buffer
+	if err := model.ExportONNX(art, &buf); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(*onnx, buf.Bytes()); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s (%d bytes): input %q [N, %d] of preprocessed features, output %q\n", *onnx, buf.Len(), model.ONNXInput, art.In, model.ONNXOutput)
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tabnas-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func cmdReport(ctx context.Context, args []string) error {
+	fs := newFlags("report", "--run RUN [--store DIR|s3://…] [--out report.html]")
+	run := fs.String("run", "", "run id (required)")
+	store := fs.String("store", os.Getenv("TABNAS_STORE"), "object store of the run (default runs/store)")
+	out := fs.String("out", "", "HTML file to write (default RUN.html)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *run == "" {
+		return bad(errors.New("--run is required"))
+	}
+	if *store == "" {
+		*store = "runs/store"
+	}
+	st, err := objstore.Open(ctx, *store, objstore.Options{})
+	if err != nil {
+		return bad(err)
+	}
+	r, err := st.Get(ctx, pipeline.ReportInputKey(*run))
+	if err != nil {
+		return bad(fmt.Errorf("run %s has no report data in %s: %w", *run, st.URL(), err))
+	}
+	defer r.Close()
+	var in report.Input
+	if err := json.NewDecoder(r).Decode(&in); err != nil {
+		return bad(fmt.Errorf("report data of run %s: %w", *run, err))
+	}
+	var page bytes.Buffer
+	if err := report.Write(&page, in); err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = *run + ".html"
+	}
+	if err := writeFileAtomic(*out, page.Bytes()); err != nil {
+		return err
+	}
+	fmt.Println(*out)
+	return nil
+}
+
+// cmdTrain trains a given architecture stand-alone on a dataset: the same training and
+// the same artifact as the final stage of a search, for references and baselines.
+func cmdTrain(ctx context.Context, args []string) error {
+	fs := newFlags("train", "--arch 32-144-24 --data FILE [flags]")
+	arch := fs.String("arch", "", "architecture, hidden widths such as 32-144-24 (required)")
+	data := fs.String("data", "", "data file or dataset:PREFIX (required)")
+	target := fs.String("target", "target", "target column")
+	out := fs.String("out", "runs", "output directory")
+	store := fs.String("store", "", "object store (default OUT/store)")
+	splitSeed := fs.Uint64("split-seed", 0, "seed of the split")
+	rows := fs.Int("rows-per-shard", 0, "rows per Parquet shard")
+	seed := fs.Uint64("seed", 0, "seed of initialization and shuffling")
+	epochs := fs.Int("epochs", 60, "maximum epochs")
+	batch := fs.Int("batch", 256, "rows per step")
+	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
+	patience := fs.Int("patience", 6, "early-stopping patience in epochs")
+	name := fs.String("name", "", "output name (default train-ARCH-SEED)")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	widths, err := space.ParseWidths(*arch)
+	if err != nil {
+		return bad(err)
+	}
+	if *data == "" {
+		return bad(errors.New("--data is required"))
+	}
+	if *store == "" {
+		*store = filepath.Join(*out, "store")
+		if err := os.MkdirAll(*store, 0o755); err != nil {
+			return bad(err)
+		}
+	}
+	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: *store, Log: newLogger(true, false), Name: "tabnas-train"})
+	if err != nil {
+		return infra(err)
+	}
+	defer env.Close()
+	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: *data, Target: *target, SplitSeed: *splitSeed, RowsPerShard: *rows})
+	if err != nil {
+		return classify(err)
+	}
+	task, err := model.TaskOf(ds.Manifest)
+	if err != nil {
+		return bad(err)
+	}
+	load := func(split string) (nn.Data, error) {
+		d := nn.Data{Cols: ds.Manifest.FeatureWidth}
+		for _, sh := range ds.Shards(split) {
+			s, err := ds.ReadShard(ctx, sh)
+			if err != nil {
+				return d, err
+			}
+			d.X, d.Y = append(d.X, s.X...), append(d.Y, s.Y...)
+		}
+		return d, nil
+	}
+	train, err := load(schemas.SplitTrain)
+	if err != nil {
+		return infra(err)
+	}
+	val, err := load(schemas.SplitVal)
+	if err != nil {
+		return infra(err)
+	}
+	test, err := load(schemas.SplitTest)
+	if err != nil {
+		return infra(err)
+	}
+	start := time.Now()
+	net, h, err := nn.TrainStandalone(nn.Arch(widths), task, train, val, nn.TrainConfig{Epochs: *epochs, BatchSize: *batch, LR: *lr, Patience: *patience, Seed: *seed})
+	if err != nil {
+		return bad(err)
+	}
+	secs := time.Since(start).Seconds()
+	ws := net.NewWorkspace(1024)
+	art, err := model.New(net, ds.Manifest)
+	if err != nil {
+		return err
+	}
+	art.Metrics = model.NewMetrics(ds.Manifest, net.Evaluate(val, ws), net.Evaluate(test, ws))
+	art.Seed = *seed
+	art.Created = time.Now().UTC()
+	art.Run, _ = json.Marshal(map[string]any{"command": "train", "arch": *arch, "data": *data, "epochs": *epochs, "batch": *batch,
+		"lr": *lr, "patience": *patience, "seed": *seed, "split_seed": *splitSeed})
+	if *name == "" {
+		*name = fmt.Sprintf("train-%s-%d", space.FormatWidths(widths), *seed)
+	}
+	dir := filepath.Join(*out, *name)
+	local, err := objstore.NewLocal(dir)
+	if err != nil {
+		return bad(err)
+	}
+	if err := model.Save(ctx, local, "model", art); err != nil {
+		return err
+	}
+	res := map[string]any{"arch": space.FormatWidths(widths), "params": space.ParamsWidths(ds.Manifest.FeatureWidth, widths, task.Outputs()),
+		"val_loss": art.Metrics.ValLoss, "test_loss": art.Metrics.TestLoss, "test_metric": art.Metrics.TestMetric, "metric": art.Metrics.MetricName,
+		"epochs": len(h.Epochs), "best_epoch": h.BestEpoch, "seconds": secs, "model": filepath.Join(dir, "model"), "seed": *seed}
+	if *jsonOut {
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+		return nil
+	}
+	fmt.Printf("%s: %v params, val loss %.4f, test loss %.4f, test %s %.4f (%d epochs, best %d, %.1fs)\nmodel: %s\n",
+		res["arch"], res["params"], art.Metrics.ValLoss, art.Metrics.TestLoss, art.Metrics.MetricName, art.Metrics.TestMetric,
+		len(h.Epochs), h.BestEpoch, secs, res["model"])
+	return nil
+}
