@@ -17,6 +17,10 @@ import (
 type RunConfig struct {
 	Data            string              `yaml:"data" json:"data"`
 	Target          string              `yaml:"target" json:"target"`
+	Task            string              `yaml:"task" json:"task,omitempty"`               // force regression, binary or multiclass
+	Categorical     []string            `yaml:"categorical" json:"categorical,omitempty"` // columns forced categorical; ["*"] = every input
+	Numeric         []string            `yaml:"numeric" json:"numeric,omitempty"`
+	Ignore          []string            `yaml:"ignore" json:"ignore,omitempty"`
 	Run             string              `yaml:"run" json:"run"`
 	Store           string              `yaml:"store" json:"store"`
 	Nats            string              `yaml:"nats" json:"nats"`
@@ -60,6 +64,11 @@ func (c *RunConfig) Validate() error {
 		return fmt.Errorf("rows_per_shard: %d is negative", c.RowsPerShard)
 	case c.CheckpointEvery < 0:
 		return fmt.Errorf("checkpoint_every: %d is negative", c.CheckpointEvery)
+	}
+	switch c.Task {
+	case "", schemas.TaskRegression, schemas.TaskBinary, schemas.TaskMulticlass:
+	default:
+		return fmt.Errorf("task: %q is not regression, binary or multiclass", c.Task)
 	}
 	if c.Run != "" {
 		if err := schemas.ValidRunID(c.Run); err != nil {

@@ -5,8 +5,11 @@
 package pipeline
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -109,7 +113,10 @@ type DatasetOptions struct {
 	Target       string
 	SplitSeed    uint64
 	RowsPerShard int
-	Ingest       dataset.Options
+	// Column choices; Categorical ["*"] makes every input column of a CSV categorical.
+	Task                         string
+	Categorical, Numeric, Ignore []string
+	Ingest                       dataset.Options
 }
 
 // EnsureDataset returns the ingested dataset for the data, ingesting it into
@@ -139,7 +146,7 @@ func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Da
 		}
 		name = filepath.Base(o.Data)
 	}
-	fmt.Fprintf(h, "|%s|%d|%d", o.Target, o.SplitSeed, o.RowsPerShard)
+	fmt.Fprintf(h, "|%s|%d|%d|%s|%q|%q|%q", o.Target, o.SplitSeed, o.RowsPerShard, o.Task, o.Categorical, o.Numeric, o.Ignore)
 	for _, ext := range []string{".gz", ".csv", ".parquet", ".tsv"} {
 		name = strings.TrimSuffix(name, ext)
 	}
@@ -152,6 +159,24 @@ func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Da
 	}
 	io := o.Ingest
 	io.Target, io.Seed, io.RowsPerShard, io.Overwrite = o.Target, o.SplitSeed, o.RowsPerShard, true
+	io.Task, io.Numeric, io.Ignore = o.Task, o.Numeric, o.Ignore
+	io.Categorical = o.Categorical
+	if len(o.Categorical) == 1 && o.Categorical[0] == "*" {
+		cols, err := csvHeader(o.Data)
+		if err != nil {
+			return nil, fmt.Errorf("--categorical '*': %w", err)
+		}
+		target := o.Target
+		if target == "" {
+			target = dataset.DefaultTarget
+		}
+		io.Categorical = nil
+		for _, c := range cols {
+			if c != target && !slices.Contains(o.Ignore, c) && !slices.Contains(o.Numeric, c) {
+				io.Categorical = append(io.Categorical, c)
+			}
+		}
+	}
 	if io.OpenStore == nil {
 		io.OpenStore = func(ctx context.Context, url string) (objstore.Store, error) {
 			return objstore.Open(ctx, url, objstore.Options{})
@@ -162,6 +187,32 @@ func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Da
 		return nil, err
 	}
 	return dataset.OpenDataset(ctx, env.Store, prefix)
+}
+
+// csvHeader reads the column names of a local CSV file, plain or gzip.
+func csvHeader(path string) ([]string, error) {
+	if strings.HasPrefix(path, "s3://") {
+		return nil, fmt.Errorf("needs a local CSV file to read the header of, got %s", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		r = gz
+	}
+	h, err := csv.NewReader(r).Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading the header: %w", path, err)
+	}
+	return h, nil
 }
 
 func sanitize(s string) string {

@@ -40,6 +40,24 @@ func (w widthsValue) Set(s string) error {
 	return nil
 }
 
+type listValue struct{ p *[]string }
+
+func (l listValue) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
+func (l listValue) Set(s string) error {
+	*l.p = nil
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			*l.p = append(*l.p, f)
+		}
+	}
+	return nil
+}
+
 // bindRun declares every run flag on fs, bound to o.cfg (whose current values are the defaults).
 func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 	c := &o.cfg
@@ -47,6 +65,10 @@ func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 	fs.StringVar(&c.Data, "data", c.Data, "data: CSV (plain or .gz) or Parquet file, s3://bucket/key, or dataset:PREFIX")
 	fs.StringVar(&c.Target, "target", c.Target, "target column (default \"target\")")
 	fs.StringVar(&c.Run, "run", c.Run, "run id (default: generated)")
+	fs.StringVar(&c.Task, "task", c.Task, "force regression, binary or multiclass (default: detected)")
+	fs.Var(listValue{&c.Categorical}, "categorical", "comma-separated columns to treat as categorical; * = every input column")
+	fs.Var(listValue{&c.Numeric}, "numeric", "comma-separated columns to treat as numeric")
+	fs.Var(listValue{&c.Ignore}, "ignore", "comma-separated columns to drop")
 	fs.IntVar(&c.Layers, "layers", c.Layers, "hidden layers (default 3)")
 	fs.Var(widthsValue{&c.Widths}, "widths", "candidate widths per layer, e.g. 8,16,32 (default the 20-width TabNAS list)")
 	fs.Int64Var(&c.Constraints.MaxParams, "max-params", c.Constraints.MaxParams, "parameter budget (weights and biases)")

@@ -51,7 +51,8 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log interface
 	Info(string, ...any)
 }, local bool) (*pipeline.Result, error) {
 	c := &o.cfg
-	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: c.Data, Target: c.Target, SplitSeed: c.SplitSeed, RowsPerShard: c.RowsPerShard})
+	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: c.Data, Target: c.Target, SplitSeed: c.SplitSeed, RowsPerShard: c.RowsPerShard,
+		Task: c.Task, Categorical: c.Categorical, Numeric: c.Numeric, Ignore: c.Ignore})
 	if err != nil {
 		return nil, classify(err)
 	}
