@@ -32,10 +32,9 @@ type command struct {
 	run           func(ctx context.Context, args []string) error
 }
 
-var commands []command
-
-func init() {
-	commands = []command{
+// commands lists the core commands; other files register more in extraCommands.
+func commands() []command {
+	core := []command{
 		{"search", "run a whole search in one process (embedded NATS, local store)", cmdSearch},
 		{"ingest", "ingest a CSV/Parquet file into Parquet shards and a manifest", cmdIngest},
 		{"coordinator", "run the coordinator of a distributed search", cmdCoordinator},
@@ -45,7 +44,7 @@ func init() {
 		{"status", "show a run's status", cmdStatus},
 		{"toy", "reproduce the TabNAS toy study over many seeds", cmdToy},
 	}
-	commands = append(commands, extraCommands...)
+	return append(core, extraCommands...)
 }
 
 // extraCommands are registered by other files of this command.
@@ -54,7 +53,7 @@ var extraCommands []command
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: tabnas COMMAND [flags]   (tabnas COMMAND -h for a command's flags)")
 	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
+	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nexit codes: 0 done, 2 bad input, 3 infeasible budget, 4 infrastructure failure, 1 other")
@@ -74,7 +73,7 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	for _, c := range commands {
+	for _, c := range commands() {
 		if c.name == args[0] {
 			err := c.run(ctx, args[1:])
 			if err == nil {
