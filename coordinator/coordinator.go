@@ -118,6 +118,11 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		if err := restore(ctx, cfg.Store, ck, eng); err != nil {
 			return nil, err
 		}
+		// The snapshot at the checkpoint may be gone with the old NATS server (one-process
+		// mode); evaluators rebuild from it, so publish it again.
+		if err := rb.publishSnapshot(ctx, ck.Step); err != nil {
+			return nil, err
+		}
 	}
 	status := func(state string, errMsg string) {
 		st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: state,

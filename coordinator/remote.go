@@ -141,19 +141,28 @@ type remote struct {
 
 func (r *remote) publishWork(ctx context.Context, kind string, step, version int64, child nn.Arch, plan []int, scale float32) ([]string, error) {
 	var keys []string
+	var items []*schemas.WorkItem
 	for s, n := range plan {
 		if n == 0 {
 			continue
 		}
-		w := &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, r.spec.Run), Attempt: r.attempt, Step: step,
-			Shard: s, Kind: kind, Version: version, Arch: []int(child), Rows: n, Scale: scale}
-		if err := r.b.Publish(ctx, r.b.WorkSubject(r.spec.Run, kind), w, w.ID()); err != nil {
-			return nil, err
-		}
+		items = append(items, &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, r.spec.Run), Attempt: r.attempt, Step: step,
+			Shard: s, Kind: kind, Version: version, Arch: []int(child), Rows: n, Scale: scale})
 		res := schemas.Result{Step: step, Kind: kind, Shard: s, Arch: []int(child)}
 		keys = append(keys, res.Key())
 	}
-	return keys, nil
+	// Published concurrently: the acks' round trips overlap instead of adding up.
+	errs := make(chan error, len(items))
+	for _, w := range items {
+		go func() { errs <- r.b.Publish(ctx, r.b.WorkSubject(r.spec.Run, kind), w, w.ID()) }()
+	}
+	var first error
+	for range items {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return keys, first
 }
 
 // Gradient implements search.Backend: shard results are summed in shard order.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tabnas/tabnas/dataset"
 	"github.com/tabnas/tabnas/infra/bus"
@@ -74,28 +75,34 @@ func (e *Evaluator) Stats() Stats {
 // CacheStats reports the shard cache's traffic.
 func (e *Evaluator) CacheStats() dataset.CacheStats { return e.cache.Stats() }
 
-// Run pulls and processes items one at a time until ctx ends.
+// Run pulls and processes items one at a time until ctx ends. One outstanding pull of
+// one item: an evaluator never holds work another idle evaluator could be doing.
 func (e *Evaluator) Run(ctx context.Context) error {
 	cons := e.cfg.Bus.Res.WorkConsumer
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
-	if err != nil {
-		return fmt.Errorf("evaluator %s: pulling work: %w", e.cfg.Name, err)
-	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	for {
-		m, err := it.Next()
+	for ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			cancel()
+			if ctx.Err() != nil {
 				return nil
 			}
 			e.log.Warn("pulling work", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 			continue
 		}
-		e.handle(ctx, m)
+		for m := range batch.Messages() {
+			e.handle(ctx, m)
+		}
+		cancel()
+		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+			e.log.Warn("pulling work", "err", err)
+		}
 	}
+	return nil
 }
 
 func (e *Evaluator) count(f func(*Stats)) {

@@ -170,7 +170,7 @@ func TestBadMessagesAreRejected(t *testing.T) {
 	}()
 	<-started
 	// Noise on the run's result subject while it runs.
-	for i, m := range append(bad, []byte(`{"v":1,"type":"result","run":"amid-noise","attempt":1,"step":0,"shard":0,"kind":"train","version":0,"arch":[8],"rows":1,"loss_sum":1,"grad_len":2,"grad":"AAAA"}`)) {
+	for i, m := range append(bad, []byte(`{"v":1,"type":"result","run":"amid-noise","attempt":1,"step":0,"shard":0,"kind":"train","version":0,"arch":[8],"rows":1,"loss_sum":1,"grad_len":2,"inline":3}`+"\nabc")) {
 		if _, err := natsx.PublishRetry(ctx, b.JS, b.ResultSubject("amid-noise"), m, "bad-result-"+string(rune('a'+i))); err != nil {
 			t.Fatal(err)
 		}

@@ -82,6 +82,11 @@ func Open(ctx context.Context, o EnvOptions) (*Env, error) {
 		}
 	}
 	if o.NatsURL == "" {
+		// A throw-away embedded server keeps streams in memory: nothing outlives the process
+		// anyway, and resuming needs only the checkpoint in the object store.
+		if o.NatsDir == "" {
+			o.Setup.Memory = true
+		}
 		e.srv, e.nc, err = natsx.StartEmbedded(o.NatsDir, natsx.EmbeddedOptions{ClientName: o.Name})
 	} else {
 		e.nc, err = natsx.Connect(o.NatsURL, natsx.ConnectOptions{Name: o.Name, Logger: o.Log})

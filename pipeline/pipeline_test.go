@@ -68,3 +68,7 @@ func TestOneProcessSearchConnect4(t *testing.T) {
 	}
 	t.Logf("best %s params %d val %.4f test %.4f %s %.4f", out.Best.Arch, out.Best.Params, out.Best.ValLoss, out.Best.TestLoss, out.Best.Metric, out.Best.TestMetric)
 }
+
+func quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}

@@ -178,7 +178,8 @@ type Result struct {
 	Arch      []int   `json:"arch"`
 	Rows      int     `json:"rows"`
 	LossSum   float64 `json:"loss_sum"`
-	Grad      []byte  `json:"grad,omitempty"`      // float32 little-endian, the child slice
+	Grad      []byte  `json:"-"`                   // float32 little-endian, the child slice (frame payload)
+	Inline    int     `json:"inline,omitempty"`    // bytes of the frame payload
 	GradBlob  string  `json:"grad_blob,omitempty"` // object name when too large to inline
 	GradLen   int     `json:"grad_len,omitempty"`  // float32 count of the gradient
 	Evaluator string  `json:"evaluator,omitempty"`
@@ -252,7 +253,8 @@ type SuperNetVersion struct {
 	Version  int64  `json:"version"`
 	Arch     []int  `json:"arch,omitempty"`
 	Snapshot bool   `json:"snapshot,omitempty"`
-	Data     []byte `json:"data,omitempty"` // float32 little-endian
+	Data     []byte `json:"-"`                // float32 little-endian (frame payload)
+	Inline   int    `json:"inline,omitempty"` // bytes of the frame payload
 	Blob     string `json:"blob,omitempty"`
 	Len      int    `json:"len"`
 }
@@ -446,12 +448,32 @@ func (c *Checkpoint) Validate() error {
 	return c.Spec.Validate()
 }
 
-// Decode parses a message strictly (unknown fields are an error) and validates it.
+// payloader is a message that carries raw bytes after its JSON header. Float payloads go
+// as bytes, not base64 in JSON: decoding base64 strings cost more than the arithmetic of a
+// small child's step.
+type payloader interface {
+	payload() []byte
+	setPayload([]byte)
+}
+
+func (r *Result) payload() []byte              { return r.Grad }
+func (r *Result) setPayload(b []byte)          { r.Grad = b }
+func (s *SuperNetVersion) payload() []byte     { return s.Data }
+func (s *SuperNetVersion) setPayload(b []byte) { s.Data = b }
+
+// Decode parses a message strictly (unknown fields are an error) and validates it. A
+// message is its JSON header, then, for messages with a payload, a newline and the raw
+// payload bytes, whose length the header states.
 func Decode[T any, PT interface {
 	*T
 	Message
 }](data []byte) (PT, error) {
 	var v T
+	p := PT(&v)
+	var rest []byte
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		data, rest = data[:i], data[i+1:]
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
@@ -460,7 +482,23 @@ func Decode[T any, PT interface {
 	if dec.More() {
 		return nil, fmt.Errorf("decoding %T: trailing data", v)
 	}
-	p := PT(&v)
+	if pl, ok := any(p).(payloader); ok {
+		n := 0
+		switch m := any(p).(type) {
+		case *Result:
+			n = m.Inline
+		case *SuperNetVersion:
+			n = m.Inline
+		}
+		if len(rest) != n {
+			return nil, fmt.Errorf("decoding %T: payload of %d bytes, header says %d", v, len(rest), n)
+		}
+		if n > 0 {
+			pl.setPayload(rest)
+		}
+	} else if rest != nil {
+		return nil, fmt.Errorf("decoding %T: unexpected data after the header", v)
+	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid %T: %w", v, err)
 	}
@@ -469,10 +507,24 @@ func Decode[T any, PT interface {
 
 // Encode marshals a message after validating it, so a bad message never leaves a process.
 func Encode(m Message) ([]byte, error) {
+	pl, framed := m.(payloader)
+	if framed {
+		switch x := m.(type) {
+		case *Result:
+			x.Inline = len(x.Grad)
+		case *SuperNetVersion:
+			x.Inline = len(x.Data)
+		}
+	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("refusing to send invalid %T: %w", m, err)
 	}
-	return json.Marshal(m)
+	head, err := json.Marshal(m)
+	if err != nil || !framed || len(pl.payload()) == 0 {
+		return head, err
+	}
+	out := make([]byte, 0, len(head)+1+len(pl.payload()))
+	return append(append(append(out, head...), '\n'), pl.payload()...), nil
 }
 
 // Floats encodes float32s little-endian.
