@@ -1,6 +1,12 @@
 package sampler
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tabnas/tabnas/infra/bus"
 	"github.com/tabnas/tabnas/internal/policy"
 	"github.com/tabnas/tabnas/internal/space"
@@ -9,7 +15,63 @@ import (
 
 type policyEstimate = policy.Estimate
 
-// latencyConstraints builds the measured limits of a run.
-func latencyConstraints(b *bus.Bus, spec *schemas.RunSpec, s *space.Space) (space.Constraints, error) {
-	return nil, nil
+// kvCache keeps measured latencies in the run's KV bucket, so each architecture is timed
+// once per run, by whichever sampler sees it first, and a resumed run reuses the times.
+type kvCache struct {
+	ctx context.Context
+	kv  jetstream.KeyValue
+}
+
+func (c kvCache) Get(key string) (float64, bool, error) {
+	e, err := c.kv.Get(c.ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	v, err := strconv.ParseFloat(string(e.Value()), 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("latency cache %s holds %q: %w", key, e.Value(), err)
+	}
+	return v, true, nil
+}
+
+func (c kvCache) Put(key string, ms float64) error {
+	_, err := c.kv.Put(c.ctx, key, []byte(strconv.FormatFloat(ms, 'g', -1, 64)))
+	return err
+}
+
+// latencyConstraints builds the measured limits of a run: whole-network timings, or in
+// estimate mode the additive per-layer estimate (which keeps the exact correction usable).
+func latencyConstraints(ctx context.Context, b *bus.Bus, spec *schemas.RunSpec, s *space.Space) (space.Constraints, error) {
+	c := spec.Constraints
+	if c.MaxLatencyMs <= 0 && c.MaxTrainStepMs <= 0 {
+		return nil, nil
+	}
+	m, err := NewMeter(MeterConfig{Space: s, Task: spec.NNTask(), Batch: c.LatencyBatch, Runs: c.LatencyRuns,
+		Cache: kvCache{ctx: ctx, kv: b.Res.Latency}, Prefix: spec.Run, Seed: spec.Search.Seed})
+	if err != nil {
+		return nil, err
+	}
+	var out space.Constraints
+	for _, l := range []struct {
+		kind  LatencyKind
+		limit float64
+	}{{LatencyInference, c.MaxLatencyMs}, {LatencyTrain, c.MaxTrainStepMs}} {
+		if l.limit <= 0 {
+			continue
+		}
+		var con space.Constraint
+		if c.LatencyMode == schemas.LatencyEstimate {
+			con, err = NewEstimatedLatency(ctx, m, l.kind, l.limit)
+		} else {
+			con, err = NewLatencyConstraint(ctx, m, l.kind, l.limit)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, con)
+	}
+	return out, nil
 }

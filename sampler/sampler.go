@@ -132,7 +132,7 @@ func (s *Sampler) state(ctx context.Context, run string) (*runState, error) {
 		return nil, err
 	}
 	cons := spec.ParamsConstraint()
-	lat, err := latencyConstraints(s.cfg.Bus, spec, sp)
+	lat, err := latencyConstraints(ctx, s.cfg.Bus, spec, sp)
 	if err != nil {
 		return nil, err
 	}
