@@ -70,4 +70,3 @@ func TestLatencyConstrainedSearch(t *testing.T) {
 		}
 	}
 }
-
