@@ -8,13 +8,17 @@ SCRIPTS := infra/scripts
 # Extra benchmark scripts run after the Go benchmarks when present (e.g. peers in Python).
 BENCH_HOOKS ?= bench/mlp.sh
 
-.PHONY: all build test test-short bench servers servers-stop fmt
+.PHONY: all build demo test test-short bench servers servers-stop fmt
 
 all: build
 
 build:
 	$(GO) build $(PKGS)
 	@if [[ -d cmd/tabnas ]]; then mkdir -p bin && $(GO) build -o bin/tabnas ./cmd/tabnas && echo "built bin/tabnas"; fi
+
+# A whole search on the bundled Connect-4 data, in one process: model, report, predict command.
+demo:
+	$(GO) run ./cmd/tabnas search --data data/connect4/connect4.csv.gz --categorical '*' --max-params 20000 --out runs
 
 # Real nats-server and versitygw on loopback ports, started and always stopped around the run.
 test:

@@ -28,8 +28,9 @@ type Result struct {
 	TopK        []search.Candidate     `json:"top_k"`
 	Trials      []schemas.TrialOutcome `json:"trials"`
 	FinalPV     float64                `json:"final_pv"`
-	Trace       string                 `json:"trace"` // digest of every step's sampled architectures and rewards
-	Seconds     float64                `json:"seconds"`
+	Trace       string                 `json:"trace"`          // digest of every step's sampled architectures and rewards
+	Seconds     float64                `json:"seconds"`        // the whole run (this incarnation)
+	SearchSecs  float64                `json:"search_seconds"` // the search steps, without retraining
 	Model       string                 `json:"model,omitempty"`
 	Report      string                 `json:"report,omitempty"`
 	Stats       coordinator.Stats      `json:"bus"`
@@ -50,7 +51,7 @@ func Trace(hist []search.Record) string {
 func Summarize(out *coordinator.Outcome) Result {
 	r := Result{Run: out.Run, Steps: out.Spec.Search.Steps, Seed: out.Spec.Search.Seed, Method: string(out.Spec.Search.Policy.Method),
 		Constraints: out.Spec.Constraints, TopK: out.Selection.Candidates, Trials: out.Trials, Trace: Trace(out.History),
-		Seconds: out.Seconds, Stats: out.Stats}
+		Seconds: out.Seconds, SearchSecs: out.Search, Stats: out.Stats}
 	if b := out.Best; b != nil {
 		r.Arch, r.Params, r.ValLoss, r.TestLoss, r.TestMetric, r.Metric = b.Arch, b.Params, b.ValLoss, b.TestLoss, b.TestMetric, b.Metric
 		for _, c := range out.Selection.Candidates {
