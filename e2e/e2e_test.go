@@ -59,7 +59,7 @@ type infra struct {
 	env     []string
 }
 
-func servers(t *testing.T) *infra {
+func servers(t testing.TB) *infra {
 	t.Helper()
 	if _, err := os.Stat(connect4); err != nil {
 		t.Skipf("shared datasets not laid beside the repository: %v", err)
@@ -130,7 +130,7 @@ type proc struct {
 
 func (p *proc) Write(b []byte) (int, error) { p.mu.Lock(); defer p.mu.Unlock(); return p.out.Write(b) }
 
-func (in *infra) start(t *testing.T, role string, extra ...string) *proc {
+func (in *infra) start(t testing.TB, role string, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{role, "--nats", in.natsURL, "--store", in.store, "--prefix", in.prefix}, extra...)
 	p := &proc{cmd: exec.Command(bin, args...)}
