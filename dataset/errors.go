@@ -9,6 +9,7 @@ import (
 // text lines of a CSV (the header is line 1), Row counts data rows (header excluded). Zero
 // means "not applicable"; Column is empty when the problem is not tied to one column.
 type InputError struct {
+	Op     string // what was being done, e.g. "model: predict"; empty means "dataset"
 	File   string
 	Line   int64
 	Row    int64
@@ -18,7 +19,11 @@ type InputError struct {
 
 func (e *InputError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dataset: %s", e.File)
+	op := e.Op
+	if op == "" {
+		op = "dataset"
+	}
+	fmt.Fprintf(&b, "%s: %s", op, e.File)
 	switch {
 	case e.Line > 0 && e.Row > 0:
 		fmt.Fprintf(&b, ": line %d (data row %d)", e.Line, e.Row)

@@ -310,3 +310,21 @@ func (c *ShardCache) Stats() CacheStats {
 	s.Bytes, s.Entries = c.size, c.lru.Len()
 	return s
 }
+
+// ReadSplit reads every shard of a split, in shard order, into one row-major feature
+// matrix and its labels, through cache when one is given.
+func (d *Dataset) ReadSplit(ctx context.Context, split string, cache *ShardCache) (x, y []float32, err error) {
+	for _, sh := range d.Shards(split) {
+		var s *ShardData
+		if cache != nil {
+			s, err = cache.Get(ctx, sh)
+		} else {
+			s, err = d.ReadShard(ctx, sh)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		x, y = append(x, s.X...), append(y, s.Y...)
+	}
+	return x, y, nil
+}

@@ -240,16 +240,8 @@ func (e *Evaluator) trial(ctx context.Context, m jetstream.Msg, rp *replica, w *
 		}
 	}()
 	load := func(split string) (nn.Data, error) {
-		d := nn.Data{Cols: rp.ds.Manifest.FeatureWidth}
-		for _, sh := range rp.ds.Shards(split) {
-			sd, err := e.cache.Get(ctx, sh)
-			if err != nil {
-				return d, permanent(err)
-			}
-			d.X = append(d.X, sd.X...)
-			d.Y = append(d.Y, sd.Y...)
-		}
-		return d, nil
+		x, y, err := rp.ds.ReadSplit(ctx, split, e.cache)
+		return nn.Data{X: x, Y: y, Cols: rp.ds.Manifest.FeatureWidth}, permanent(err)
 	}
 	train, err := load(schemas.SplitTrain)
 	if err != nil {

@@ -46,36 +46,9 @@ type Summary struct {
 	Metric     float64 // accuracy, or RMSE in original target units
 }
 
-// InputError locates a problem in a CSV given for prediction. Line is the 1-based text
-// line (the header is line 1), Row the 1-based data row; zero when not applicable, and
-// Column is empty when the problem is not tied to one column.
-type InputError struct {
-	File   string
-	Line   int64
-	Row    int64
-	Column string
-	Err    error
-}
-
-func (e *InputError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "model: predict %s", e.File)
-	switch {
-	case e.Line > 0 && e.Row > 0:
-		fmt.Fprintf(&b, ": line %d (data row %d)", e.Line, e.Row)
-	case e.Line > 0:
-		fmt.Fprintf(&b, ": line %d", e.Line)
-	case e.Row > 0:
-		fmt.Fprintf(&b, ": data row %d", e.Row)
-	}
-	if e.Column != "" {
-		fmt.Fprintf(&b, ", column %q", e.Column)
-	}
-	fmt.Fprintf(&b, ": %v", e.Err)
-	return b.String()
-}
-
-func (e *InputError) Unwrap() error { return e.Err }
+// InputError locates a problem in a CSV given for prediction (the dataset package's type,
+// so a caller handles bad rows of ingest and of prediction alike).
+type InputError = dataset.InputError
 
 // Predictor runs an artifact on raw rows. It only reads the artifact, so one Predictor may
 // serve concurrent calls (each call has its own buffers).
@@ -144,7 +117,7 @@ func (p *Predictor) PredictCSV(ctx context.Context, r io.Reader, w io.Writer, op
 		bs = DefaultBatchSize
 	}
 	fail := func(line, row int64, col string, err error) (Summary, error) {
-		return sum, &InputError{File: name, Line: line, Row: row, Column: col, Err: err}
+		return sum, &InputError{Op: "model: predict", File: name, Line: line, Row: row, Column: col, Err: err}
 	}
 
 	br := bufio.NewReaderSize(r, 1<<16)

@@ -512,9 +512,9 @@ func (m *Meter) layerForward(from, to, ld int, out bool) {
 	gemm.Sgemm(false, false, B, to, from, 1, ls.act, from, ls.w, ld, 0, ls.z, to)
 	b := ls.w[ls.bias : ls.bias+to]
 	if out {
-		addBias(ls.z, b, B, to)
+		nn.AddBias(ls.z, b, B, to)
 	} else {
-		biasReLU(ls.z, b, B, to)
+		nn.BiasReLU(ls.z, b, B, to)
 	}
 }
 
@@ -530,7 +530,7 @@ func (m *Meter) layerTrain(from, to, ld int, out, first bool) {
 	gemm.Sgemm(true, false, from, to, B, 1, ls.act, from, ls.dz, to, 1, ls.g, ld)
 	if !first {
 		gemm.Sgemm(false, true, B, from, to, 1, ls.dz, to, ls.w, ld, 0, ls.dh, from)
-		reluBackward(ls.dh, ls.act, ls.dbPrev, B, from)
+		nn.ReLUBackward(ls.dh, ls.act, ls.dbPrev, B, from)
 	}
 	sp := ls.spans[:0]
 	if to == ld {
@@ -543,48 +543,6 @@ func (m *Meter) layerTrain(from, to, ld int, out, first bool) {
 	sp = append(sp, optim.Span{Lo: ls.bias, Hi: ls.bias + to})
 	ls.opt.Step(ls.w, ls.g, sp)
 	ls.spans = sp
-}
-
-// biasReLU, addBias and reluBackward are the SuperNet's loops, so that a layer timed alone
-// does the same work as inside the network.
-func biasReLU(z, b []float32, rows, n int) {
-	b = b[:n]
-	for r := 0; r < rows; r++ {
-		zr := z[r*n : r*n+n]
-		zr = zr[:len(b)]
-		for j, bj := range b {
-			zr[j] = max(zr[j]+bj, 0)
-		}
-	}
-}
-
-func addBias(z, b []float32, rows, n int) {
-	b = b[:n]
-	for r := 0; r < rows; r++ {
-		zr := z[r*n : r*n+n]
-		zr = zr[:len(b)]
-		for j, bj := range b {
-			zr[j] += bj
-		}
-	}
-}
-
-func reluBackward(dh, a, db []float32, rows, n int) {
-	db = db[:n]
-	for r := 0; r < rows; r++ {
-		d := dh[r*n : r*n+n]
-		ar := a[r*n : r*n+n]
-		d, ar = d[:len(db)], ar[:len(db)]
-		for j := range db {
-			var mask uint32
-			if ar[j] > 0 {
-				mask = ^uint32(0)
-			}
-			v := math.Float32frombits(math.Float32bits(d[j]) & mask)
-			d[j] = v
-			db[j] += v
-		}
-	}
 }
 
 // Calibration maps the sum of a child's layer times to its whole time:

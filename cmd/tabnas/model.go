@@ -254,15 +254,8 @@ func cmdTrain(ctx context.Context, args []string) error {
 		return bad(err)
 	}
 	load := func(split string) (nn.Data, error) {
-		d := nn.Data{Cols: ds.Manifest.FeatureWidth}
-		for _, sh := range ds.Shards(split) {
-			s, err := ds.ReadShard(ctx, sh)
-			if err != nil {
-				return d, err
-			}
-			d.X, d.Y = append(d.X, s.X...), append(d.Y, s.Y...)
-		}
-		return d, nil
+		x, y, err := ds.ReadSplit(ctx, split, nil)
+		return nn.Data{X: x, Y: y, Cols: ds.Manifest.FeatureWidth}, err
 	}
 	train, err := load(schemas.SplitTrain)
 	if err != nil {

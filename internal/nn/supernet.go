@@ -269,9 +269,9 @@ func (n *SuperNet) forward(arch Arch, x []float32, rows int, ws *Workspace) []fl
 		gemm.Sgemm(false, false, rows, out, in, 1, h, ldh, n.Weights[ly.w:], ly.out, 0, z, out)
 		b := n.Weights[ly.b : ly.b+out]
 		if l < len(arch) {
-			biasReLU(z, b, rows, out)
+			BiasReLU(z, b, rows, out)
 		} else {
-			addBias(z, b, rows, out)
+			AddBias(z, b, rows, out)
 		}
 		h, ldh = z, out
 	}
@@ -379,14 +379,14 @@ func (n *SuperNet) gradient(arch Arch, x, labels []float32, rows int, scale floa
 		dh := ws.dA[l&1][:rows*in]
 		gemm.Sgemm(false, true, rows, in, out, 1, dz, out, n.Weights[ly.w:], ly.out, 0, dh, in)
 		pb := n.layers[l-1].b
-		reluBackward(dh, ws.act[l-1][:rows*in], g.Data[pb:pb+in], rows, in)
+		ReLUBackward(dh, ws.act[l-1][:rows*in], g.Data[pb:pb+in], rows, in)
 		dz = dh
 	}
 	return sum
 }
 
-// biasReLU sets z ← max(z + b, 0) row by row (z is rows × n). NaN passes through.
-func biasReLU(z, b []float32, rows, n int) {
+// BiasReLU sets z ← max(z + b, 0) row by row (z is rows × n). NaN passes through.
+func BiasReLU(z, b []float32, rows, n int) {
 	b = b[:n]
 	for r := 0; r < rows; r++ {
 		zr := z[r*n : r*n+n]
@@ -397,7 +397,8 @@ func biasReLU(z, b []float32, rows, n int) {
 	}
 }
 
-func addBias(z, b []float32, rows, n int) {
+// AddBias sets z ← z + b row by row (the output layer: no activation).
+func AddBias(z, b []float32, rows, n int) {
 	b = b[:n]
 	for r := 0; r < rows; r++ {
 		zr := z[r*n : r*n+n]
@@ -408,9 +409,9 @@ func addBias(z, b []float32, rows, n int) {
 	}
 }
 
-// reluBackward masks dh by the ReLU (a = post-activation; a > 0 where the unit was active)
+// ReLUBackward masks dh by the ReLU (a = post-activation; a > 0 where the unit was active)
 // and adds the column sums of the masked dh to db.
-func reluBackward(dh, a, db []float32, rows, n int) {
+func ReLUBackward(dh, a, db []float32, rows, n int) {
 	db = db[:n]
 	for r := 0; r < rows; r++ {
 		d := dh[r*n : r*n+n]
