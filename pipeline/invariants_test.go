@@ -3,6 +3,9 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,3 +238,43 @@ func TestEvaluatorDeathRedelivers(t *testing.T) {
 }
 
 func jetstreamWait(d time.Duration) jetstream.FetchOpt { return jetstream.FetchMaxWait(d) }
+
+// A corrupt shard fails the run with an error naming the shard (not a hang, not a crash);
+// a corrupt manifest is reported naming the manifest.
+func TestCorruptDataIsNamed(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec := f.spec("corrupt")
+	ds, err := EnsureDataset(ctx, f.env, DatasetOptions{Data: connect4, RowsPerShard: 16384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := f.env.Store.URL()[len("file://"):]
+	key := ds.Shards(schemas.SplitTrain)[1].Key
+	p := filepath.Join(root, filepath.FromSlash(key))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := StartServices(ctx, f.env, 1, true, func(i int) EvaluatorOptions { return EvaluatorOptions{Name: EvaluatorName(i)} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	_, err = coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec})
+	if err == nil || !strings.Contains(err.Error(), key) {
+		t.Fatalf("run over a corrupt shard: %v (want the error to name %s)", err, key)
+	}
+	mkey := ds.Prefix + "/manifest.json"
+	if err := os.WriteFile(filepath.Join(root, filepath.FromSlash(mkey)), []byte(`{"format_version":1,`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureDataset(ctx, f.env, DatasetOptions{Data: connect4, RowsPerShard: 16384}); err == nil || !strings.Contains(err.Error(), "manifest.json") {
+		t.Fatalf("corrupt manifest: %v", err)
+	}
+}
