@@ -22,6 +22,7 @@ demo:
 
 # Real nats-server and versitygw on loopback ports, started and always stopped around the run.
 test:
+	$(SCRIPTS)/install-chromium.sh
 	$(SCRIPTS)/with-servers.sh bash -c '$(GO) vet $(PKGS) && $(GO) test -race -count=1 -timeout 25m $(PKGS)'
 
 # No servers (their tests skip), no race detector: the quick inner loop.
