@@ -18,7 +18,8 @@ build:
 
 # A whole search on the bundled Connect-4 data, in one process: model, report, predict command.
 demo:
-	$(GO) run ./cmd/tabnas search --data data/connect4/connect4.csv.gz --categorical '*' --max-params 20000 --out runs
+	mkdir -p bin && $(GO) build -o bin/tabnas ./cmd/tabnas
+	bin/tabnas search --data data/connect4/connect4.csv.gz --categorical '*' --max-params 20000 --out runs
 
 # Real nats-server and versitygw on loopback ports, started and always stopped around the run.
 test:

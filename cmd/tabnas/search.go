@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tabnas/tabnas/coordinator"
@@ -92,6 +93,21 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log interface
 	return &res, nil
 }
 
+// self is how the user ran this binary, for the hints it prints.
+func self() string {
+	exe := os.Args[0]
+	if strings.Contains(exe, "go-build") {
+		return "go run ./cmd/tabnas"
+	}
+	if !strings.Contains(exe, "/") {
+		return exe
+	}
+	if rel, err := filepath.Rel(".", exe); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return exe
+}
+
 // classify maps a run's error to its exit code class.
 func classify(err error) error {
 	var bi badInput
@@ -121,7 +137,11 @@ func printResult(o *runOpts, r *pipeline.Result) error {
 	fmt.Printf("search took %s\n", time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond))
 	if r.Model != "" {
 		fmt.Printf("model:  %s\nreport: %s\n", r.Model, r.Report)
-		fmt.Printf("next:   tabnas predict --model %s --data ROWS.csv --out predictions.csv\n", r.Model)
+		data := o.cfg.Data
+		if data == "" || strings.HasPrefix(data, "dataset:") || strings.HasPrefix(data, "s3://") {
+			data = "ROWS.csv"
+		}
+		fmt.Printf("next:   %s predict --model %s --data %s --out predictions.csv\n", self(), r.Model, data)
 	}
 	return nil
 }
