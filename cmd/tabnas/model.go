@@ -45,8 +45,7 @@ func newFlags(name, usageLine string) *flag.FlagSet {
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			fs.Usage()
-			return err
+			return err // the flag package has printed fs.Usage
 		}
 		return bad(err)
 	}
@@ -213,6 +212,14 @@ func cmdTrain(ctx context.Context, args []string) error {
 	arch := fs.String("arch", "", "architecture, hidden widths such as 32-144-24 (required)")
 	data := fs.String("data", "", "data file or dataset:PREFIX (required)")
 	target := fs.String("target", "target", "target column")
+	var cols struct {
+		task             string
+		cat, num, ignore []string
+	}
+	fs.StringVar(&cols.task, "task", "", "force regression, binary or multiclass (default: detected)")
+	fs.Var(listValue{&cols.cat}, "categorical", "comma-separated columns to treat as categorical; * = every input column")
+	fs.Var(listValue{&cols.num}, "numeric", "comma-separated columns to treat as numeric")
+	fs.Var(listValue{&cols.ignore}, "ignore", "comma-separated columns to drop")
 	out := fs.String("out", "runs", "output directory")
 	store := fs.String("store", "", "object store (default OUT/store)")
 	splitSeed := fs.Uint64("split-seed", 0, "seed of the split")
@@ -245,7 +252,8 @@ func cmdTrain(ctx context.Context, args []string) error {
 		return infra(err)
 	}
 	defer env.Close()
-	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: *data, Target: *target, SplitSeed: *splitSeed, RowsPerShard: *rows})
+	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: *data, Target: *target, SplitSeed: *splitSeed, RowsPerShard: *rows,
+		Task: cols.task, Categorical: cols.cat, Numeric: cols.num, Ignore: cols.ignore})
 	if err != nil {
 		return classify(err)
 	}
