@@ -282,13 +282,6 @@ func (d *randomDraws) get(i int) (space.Arch, bool, error) {
 }
 
 func randomLoadSplit(ctx context.Context, ds *dataset.Dataset, split string) (nn.Data, error) {
-	d := nn.Data{Cols: ds.Manifest.FeatureWidth}
-	for _, sh := range ds.Shards(split) {
-		s, err := ds.ReadShard(ctx, sh)
-		if err != nil {
-			return d, fmt.Errorf("reading %s shard %s: %w", split, sh.Key, err)
-		}
-		d.X, d.Y = append(d.X, s.X...), append(d.Y, s.Y...)
-	}
-	return d, nil
+	x, y, err := ds.ReadSplit(ctx, split, nil)
+	return nn.Data{X: x, Y: y, Cols: ds.Manifest.FeatureWidth}, err
 }
