@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	status := func(state string, errMsg string) {
 		st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: state,
 			Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), Error: errMsg, Updated: time.Now().UTC()}
-		st.PV = lastPV(eng.Hist)
+		st.PV = LastPV(eng.Hist)
 		if err := b.PutStatus(ctx, st); err != nil {
 			log.Warn("status update", "err", err)
 		}
@@ -190,15 +190,15 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	out.Seconds = time.Since(start).Seconds()
 	out.Search, out.Retrain = searched, out.Seconds-searched
 	st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: schemas.StateDone,
-		Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), PV: lastPV(eng.Hist), Result: out.Best.Arch, Updated: time.Now().UTC()}
+		Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), PV: LastPV(eng.Hist), Result: out.Best.Arch, Updated: time.Now().UTC()}
 	if err := b.PutStatus(ctx, st); err != nil {
 		log.Warn("status update", "err", err)
 	}
 	return out, nil
 }
 
-// lastPV is the latest P̂(V) of the run (warmup and uncorrected steps carry none).
-func lastPV(h []search.Record) float64 {
+// LastPV is the latest P̂(V) of the run (warmup and uncorrected steps carry none).
+func LastPV(h []search.Record) float64 {
 	for i := len(h) - 1; i >= 0; i-- {
 		if h[i].PV > 0 {
 			return h[i].PV

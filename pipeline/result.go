@@ -60,11 +60,6 @@ func Summarize(out *coordinator.Outcome) Result {
 			}
 		}
 	}
-	for i := len(out.History) - 1; i >= 0; i-- {
-		if !out.History[i].Warmup && out.History[i].PV > 0 {
-			r.FinalPV = out.History[i].PV
-			break
-		}
-	}
+	r.FinalPV = coordinator.LastPV(out.History)
 	return r
 }
