@@ -8,6 +8,7 @@ import (
 
 	"github.com/tabnas/tabnas/internal/gemm"
 	"github.com/tabnas/tabnas/internal/optim"
+	"github.com/tabnas/tabnas/internal/vec"
 )
 
 // layer locates one affine map in the flat weight vector.
@@ -386,16 +387,7 @@ func (n *SuperNet) gradient(arch Arch, x, labels []float32, rows int, scale floa
 }
 
 // BiasReLU sets z ← max(z + b, 0) row by row (z is rows × n). NaN passes through.
-func BiasReLU(z, b []float32, rows, n int) {
-	b = b[:n]
-	for r := 0; r < rows; r++ {
-		zr := z[r*n : r*n+n]
-		zr = zr[:len(b)]
-		for j, bj := range b {
-			zr[j] = max(zr[j]+bj, 0) // branch-free: a data-dependent branch mispredicts half the time
-		}
-	}
-}
+func BiasReLU(z, b []float32, rows, n int) { vec.BiasReLU(z, b, rows, n) }
 
 // AddBias sets z ← z + b row by row (the output layer: no activation).
 func AddBias(z, b []float32, rows, n int) {
@@ -411,21 +403,4 @@ func AddBias(z, b []float32, rows, n int) {
 
 // ReLUBackward masks dh by the ReLU (a = post-activation; a > 0 where the unit was active)
 // and adds the column sums of the masked dh to db.
-func ReLUBackward(dh, a, db []float32, rows, n int) {
-	db = db[:n]
-	for r := 0; r < rows; r++ {
-		d := dh[r*n : r*n+n]
-		ar := a[r*n : r*n+n]
-		d, ar = d[:len(db)], ar[:len(db)]
-		for j := range db {
-			// Select by bit mask rather than a branch (about 5× faster on random signs).
-			var m uint32
-			if ar[j] > 0 {
-				m = ^uint32(0)
-			}
-			v := math.Float32frombits(math.Float32bits(d[j]) & m)
-			d[j] = v
-			db[j] += v
-		}
-	}
-}
+func ReLUBackward(dh, a, db []float32, rows, n int) { vec.ReLUBackward(dh, a, db, rows, n) }

@@ -9,6 +9,8 @@ package optim
 import (
 	"fmt"
 	"math"
+
+	"github.com/tabnas/tabnas/internal/vec"
 )
 
 // Default Adam hyper-parameters (Kingma & Ba).
@@ -87,28 +89,20 @@ func (a *Adam32) Step(params, grad []float32, spans []Span) {
 		panic(fmt.Sprintf("optim: Adam32 sized %d got params %d, grad %d", n, len(params), len(grad)))
 	}
 	a.T++
-	// Scalars in float64, cast once: the per-entry arithmetic stays in float32.
-	c1 := float32(1 / (1 - math.Pow(a.Beta1, float64(a.T))))
-	c2 := float32(1 / (1 - math.Pow(a.Beta2, float64(a.T))))
-	b1, b2 := float32(a.Beta1), float32(a.Beta2)
-	o1, o2 := float32(1-a.Beta1), float32(1-a.Beta2)
-	lr, eps := float32(a.LR), float32(a.Eps)
+	// Scalars in float64, cast once: the per-entry arithmetic stays in float32
+	// (see vec.Adam for the exact order of operations).
+	k := vec.AdamCoef{
+		B1: float32(a.Beta1), B2: float32(a.Beta2),
+		O1: float32(1 - a.Beta1), O2: float32(1 - a.Beta2),
+		LR: float32(a.LR), Eps: float32(a.Eps),
+		C1: float32(1 / (1 - math.Pow(a.Beta1, float64(a.T)))),
+		C2: float32(1 / (1 - math.Pow(a.Beta2, float64(a.T)))),
+	}
 	for _, s := range spans {
 		if s.Lo < 0 || s.Hi > n || s.Lo > s.Hi {
 			panic(fmt.Sprintf("optim: span [%d,%d) outside [0,%d)", s.Lo, s.Hi, n))
 		}
-		p := params[s.Lo:s.Hi]
-		g := grad[s.Lo:s.Hi:s.Hi]
-		m := a.M[s.Lo:s.Hi:s.Hi]
-		v := a.V[s.Lo:s.Hi:s.Hi]
-		g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
-		for i := range p {
-			gi := g[i]
-			mi := b1*m[i] + o1*gi
-			vi := b2*v[i] + o2*gi*gi
-			m[i], v[i] = mi, vi
-			p[i] -= lr * (mi * c1) / (float32(math.Sqrt(float64(vi*c2))) + eps)
-		}
+		vec.Adam(params[s.Lo:s.Hi], grad[s.Lo:s.Hi], a.M[s.Lo:s.Hi], a.V[s.Lo:s.Hi], &k)
 	}
 }
 

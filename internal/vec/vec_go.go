@@ -1,0 +1,7 @@
+package vec
+
+import "math"
+
+func float32bits(f float32) uint32     { return math.Float32bits(f) }
+func float32frombits(b uint32) float32 { return math.Float32frombits(b) }
+func sqrt(x float64) float64           { return math.Sqrt(x) }
