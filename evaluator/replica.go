@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tabnas/tabnas/dataset"
 	"github.com/tabnas/tabnas/infra/bus"
@@ -27,6 +30,49 @@ type replica struct {
 	buf     []float32
 	yScale  float64
 	resyncs int
+
+	// Versions pushed by a plain subscription as the coordinator publishes them, so the
+	// usual next version is at hand without a round trip to the stream.
+	pushMu sync.Mutex
+	pushed map[int64][]byte
+	sub    *nats.Subscription
+}
+
+// maxPushed bounds the versions kept ahead of the replica.
+const maxPushed = 64
+
+func (rp *replica) push(m *nats.Msg) {
+	i := strings.LastIndexByte(m.Subject, '.')
+	v, err := strconv.ParseInt(m.Subject[i+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	rp.pushMu.Lock()
+	defer rp.pushMu.Unlock()
+	if len(rp.pushed) >= maxPushed {
+		for k := range rp.pushed { // drop the oldest: those are applied or will be fetched
+			if k < v {
+				delete(rp.pushed, k)
+			}
+		}
+		if len(rp.pushed) >= maxPushed {
+			return
+		}
+	}
+	rp.pushed[v] = m.Data
+}
+
+// takePushed returns and forgets a pushed version, dropping older ones.
+func (rp *replica) takePushed(v int64) []byte {
+	rp.pushMu.Lock()
+	defer rp.pushMu.Unlock()
+	data := rp.pushed[v]
+	for k := range rp.pushed {
+		if k <= v {
+			delete(rp.pushed, k)
+		}
+	}
+	return data
 }
 
 func (e *Evaluator) replicaFor(ctx context.Context, run string) (*replica, error) {
@@ -64,11 +110,16 @@ func (e *Evaluator) replicaFor(ctx context.Context, run string) (*replica, error
 	if pre, err := ds.Preprocessor(); err == nil && spec.Task == schemas.TaskRegression {
 		rp.yScale = pre.DecodeRegression(1) - pre.DecodeRegression(0)
 	}
+	rp.pushed = map[int64][]byte{}
 	e.mu.Lock()
 	if old := e.runs[run]; old != nil {
 		rp = old
 	} else {
 		e.runs[run] = rp
+		b := e.cfg.Bus
+		if rp.sub, err = b.NC.Subscribe(b.Names.VersionSubject(run, "snet", "*"), rp.push); err != nil {
+			e.log.Warn("no push of SuperNet versions; fetching each", "run", run, "err", err)
+		}
 	}
 	e.mu.Unlock()
 	return rp, nil
@@ -86,7 +137,14 @@ func (rp *replica) sync(ctx context.Context, b *bus.Bus, v int64) error {
 		}
 	}
 	for u := rp.version + 1; u <= v; u++ {
-		msg, err := getVersion(ctx, b, b.SuperNetSubject(rp.spec.Run, u))
+		var msg *schemas.SuperNetVersion
+		var err error
+		if data := rp.takePushed(u); data != nil {
+			msg, err = schemas.Decode[schemas.SuperNetVersion](data)
+		}
+		if msg == nil || err != nil { // not pushed (or mangled): read it from the stream
+			msg, err = getVersion(ctx, b, b.SuperNetSubject(rp.spec.Run, u))
+		}
 		if err != nil {
 			return fmt.Errorf("SuperNet version %d of run %s: %w", u, rp.spec.Run, err)
 		}
