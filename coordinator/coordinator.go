@@ -124,10 +124,15 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 			return nil, err
 		}
 	}
-	status := func(state string, errMsg string) {
+	// status records the run's state; detail is the error of a failed run or the result.
+	status := func(state string, detail string) {
 		st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: state,
-			Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), Error: errMsg, Updated: time.Now().UTC()}
-		st.PV = LastPV(eng.Hist)
+			Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), PV: LastPV(eng.Hist), Updated: time.Now().UTC()}
+		if state == schemas.StateDone {
+			st.Result = detail
+		} else {
+			st.Error = detail
+		}
 		if err := b.PutStatus(ctx, st); err != nil {
 			log.Warn("status update", "err", err)
 		}
@@ -189,11 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	col.mu.Unlock()
 	out.Seconds = time.Since(start).Seconds()
 	out.Search, out.Retrain = searched, out.Seconds-searched
-	st := &schemas.RunStatus{Envelope: schemas.NewEnvelope(schemas.TypeStatus, spec.Run), State: schemas.StateDone,
-		Step: eng.Step, Steps: spec.Search.Steps, Baseline: eng.Ctrl.Baseline(), PV: LastPV(eng.Hist), Result: out.Best.Arch, Updated: time.Now().UTC()}
-	if err := b.PutStatus(ctx, st); err != nil {
-		log.Warn("status update", "err", err)
-	}
+	status(schemas.StateDone, out.Best.Arch)
 	return out, nil
 }
 

@@ -30,7 +30,8 @@ type collector struct {
 	stats   Stats
 }
 
-// Stats counts what crossed the bus, for benchmarks and logs.
+// Stats counts what crossed the bus, for benchmarks and logs: result messages and the
+// gradient payloads they refer to in, SuperNet versions out.
 type Stats struct {
 	Results    int   `json:"results"`
 	Duplicates int   `json:"duplicates"`
@@ -55,6 +56,13 @@ func newCollector(ctx context.Context, b *bus.Bus, run string, attempt int64) (*
 		return nil, fmt.Errorf("consuming results of run %s: %w", run, err)
 	}
 	return c, nil
+}
+
+func (c *collector) count(in, out int64) {
+	c.mu.Lock()
+	c.stats.BytesIn += in
+	c.stats.BytesOut += out
+	c.mu.Unlock()
 }
 
 func (c *collector) handle(m jetstream.Msg) {
@@ -181,7 +189,7 @@ func (r *remote) Gradient(ctx context.Context, step int64, child nn.Arch, g *nn.
 		return 0, err
 	}
 	size := r.net.SliceLen(child)
-	r.acc = grow(r.acc, size)
+	r.acc = search.Grow(r.acc, size)
 	clear(r.acc)
 	var loss float64
 	for _, x := range res {
@@ -192,6 +200,7 @@ func (r *remote) Gradient(ctx context.Context, step int64, child nn.Arch, g *nn.
 			return 0, err
 		}
 		if x.GradBlob != "" {
+			r.col.count(int64(4*x.GradLen), 0) // the message counted only its header
 			r.b.DeleteBlob(ctx, x.GradBlob)
 		}
 		search.AddInto(r.acc, r.part)
@@ -204,7 +213,7 @@ func (r *remote) Gradient(ctx context.Context, step int64, child nn.Arch, g *nn.
 // Committed implements search.Backend: publish the new weights of the child's slice.
 func (r *remote) Committed(ctx context.Context, version int64, child nn.Arch) error {
 	size := r.net.SliceLen(child)
-	r.slice = grow(r.slice, size)
+	r.slice = search.Grow(r.slice, size)
 	r.net.PackSlice(child, r.slice)
 	msg := &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, r.spec.Run), Version: version, Arch: []int(child), Len: size}
 	var err error
@@ -212,17 +221,8 @@ func (r *remote) Committed(ctx context.Context, version int64, child nn.Arch) er
 	if msg.Data, msg.Blob, err = r.b.PutFloats(ctx, name, r.slice); err != nil {
 		return err
 	}
-	r.col.mu.Lock()
-	r.col.stats.BytesOut += int64(len(msg.Data)) + int64(4*size*btoi(msg.Blob != ""))
-	r.col.mu.Unlock()
+	r.col.count(0, int64(4*size))
 	return r.b.Publish(ctx, r.b.SuperNetSubject(r.spec.Run, version), msg, fmt.Sprintf("%s.snet.%d", r.spec.Run, version))
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // publishSnapshot stores every weight at version v (version 0 and each checkpoint), from
@@ -256,13 +256,6 @@ func (r *remote) ValLoss(ctx context.Context, step int64, child nn.Arch) (float6
 		total += x.Rows
 	}
 	return sum / float64(total), nil
-}
-
-func grow(b []float32, n int) []float32 {
-	if cap(b) < n {
-		return make([]float32, n)
-	}
-	return b[:n]
 }
 
 // estimator asks the sampler service for feasibility and P(V) estimates. Answers are

@@ -203,7 +203,7 @@ func (e *Evaluator) process(ctx context.Context, m jetstream.Msg, w *schemas.Wor
 		rp.grads.Zero(child)
 		res.LossSum = rp.worker.Gradient(rp.net, sh, seed, w.Step, w.Shard, w.Rows, w.Scale, child, rp.grads)
 		n := rp.net.SliceLen(child)
-		rp.buf = grow(rp.buf, n)
+		rp.buf = search.Grow(rp.buf, n)
 		rp.grads.PackSlice(child, rp.buf)
 		res.GradLen = n
 		if res.Grad, res.GradBlob, err = e.cfg.Bus.PutFloats(ctx, fmt.Sprintf("%s/grad/%d/%d/%d", w.Run, w.Attempt, w.Step, w.Shard), rp.buf); err != nil {
@@ -290,11 +290,4 @@ func metricOf(rp *replica, m nn.Metrics) (string, float64) {
 		return "accuracy", m.Accuracy
 	}
 	return "rmse", math.Sqrt(m.Loss) * rp.yScale
-}
-
-func grow(b []float32, n int) []float32 {
-	if cap(b) < n {
-		return make([]float32, n)
-	}
-	return b[:n]
 }

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -326,11 +327,7 @@ func BuildSpec(ds *dataset.Dataset, o SpecOptions) (*schemas.RunSpec, error) {
 // NewRunID is a sortable, unique run id.
 func NewRunID() string {
 	var b [3]byte
-	f, err := os.Open("/dev/urandom")
-	if err == nil {
-		_, _ = io.ReadFull(f, b[:])
-		f.Close()
-	}
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 

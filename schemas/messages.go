@@ -454,12 +454,15 @@ func (c *Checkpoint) Validate() error {
 type payloader interface {
 	payload() []byte
 	setPayload([]byte)
+	inline() *int // the header field that states the payload's length
 }
 
 func (r *Result) payload() []byte              { return r.Grad }
 func (r *Result) setPayload(b []byte)          { r.Grad = b }
 func (s *SuperNetVersion) payload() []byte     { return s.Data }
 func (s *SuperNetVersion) setPayload(b []byte) { s.Data = b }
+func (r *Result) inline() *int                 { return &r.Inline }
+func (s *SuperNetVersion) inline() *int        { return &s.Inline }
 
 // Decode parses a message strictly (unknown fields are an error) and validates it. A
 // message is its JSON header, then, for messages with a payload, a newline and the raw
@@ -483,13 +486,7 @@ func Decode[T any, PT interface {
 		return nil, fmt.Errorf("decoding %T: trailing data", v)
 	}
 	if pl, ok := any(p).(payloader); ok {
-		n := 0
-		switch m := any(p).(type) {
-		case *Result:
-			n = m.Inline
-		case *SuperNetVersion:
-			n = m.Inline
-		}
+		n := *pl.inline()
 		if len(rest) != n {
 			return nil, fmt.Errorf("decoding %T: payload of %d bytes, header says %d", v, len(rest), n)
 		}
@@ -509,12 +506,7 @@ func Decode[T any, PT interface {
 func Encode(m Message) ([]byte, error) {
 	pl, framed := m.(payloader)
 	if framed {
-		switch x := m.(type) {
-		case *Result:
-			x.Inline = len(x.Grad)
-		case *SuperNetVersion:
-			x.Inline = len(x.Data)
-		}
+		*pl.inline() = len(pl.payload())
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("refusing to send invalid %T: %w", m, err)

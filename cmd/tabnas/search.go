@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,9 +49,7 @@ func cmdSearch(ctx context.Context, args []string) error {
 
 // runSearch ingests if needed, builds the spec and runs the coordinator; with local
 // services, evaluators and a sampler run in this process too.
-func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log interface {
-	Info(string, ...any)
-}, local bool) (*pipeline.Result, error) {
+func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log *slog.Logger, local bool) (*pipeline.Result, error) {
 	c := &o.cfg
 	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: c.Data, Target: c.Target, SplitSeed: c.SplitSeed, RowsPerShard: c.RowsPerShard,
 		Task: c.Task, Categorical: c.Categorical, Numeric: c.Numeric, Ignore: c.Ignore})

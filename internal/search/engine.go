@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/tabnas/tabnas/internal/nn"
 	"github.com/tabnas/tabnas/internal/optim"
@@ -149,7 +150,7 @@ func New(cfg Config, s *space.Space, cons space.Constraints, net *nn.SuperNet, b
 	if err := CheckBudget(s, cons); err != nil {
 		return nil, err
 	}
-	if net.In != s.In || net.Out != s.Out || fmt.Sprint(net.MaxWidths) != fmt.Sprint(s.MaxWidths()) {
+	if net.In != s.In || net.Out != s.Out || !slices.Equal(net.MaxWidths, s.MaxWidths()) {
 		return nil, fmt.Errorf("SuperNet %d-%v-%d does not match the space %d-%v-%d", net.In, net.MaxWidths, net.Out, s.In, s.MaxWidths(), s.Out)
 	}
 	pc := cfg.Policy

@@ -162,8 +162,8 @@ func (l *Local) Gradient(_ context.Context, step int64, child nn.Arch, g *nn.Gra
 		return loss / float64(total), nil
 	}
 	size := l.Net.SliceLen(child)
-	l.slice = growF(l.slice, size)
-	l.acc = growF(l.acc, size)
+	l.slice = Grow(l.slice, size)
+	l.acc = Grow(l.acc, size)
 	clear(l.acc)
 	for s, sh := range l.Train {
 		l.part.Zero(child)
@@ -182,7 +182,9 @@ func AddInto(dst, part []float32) {
 	}
 }
 
-func growF(b []float32, n int) []float32 {
+// Grow returns b resliced to n, reallocating only when its capacity is short: the scratch
+// buffers of a step are reused from one step to the next.
+func Grow(b []float32, n int) []float32 {
 	if cap(b) < n {
 		return make([]float32, n)
 	}
