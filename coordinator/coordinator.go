@@ -221,29 +221,6 @@ func constraintsOf(ctx context.Context, spec *schemas.RunSpec, est *estimator) s
 	return cons
 }
 
-// retrain trains every selected architecture stand-alone from scratch, as trial work
-// items spread over the evaluators, and returns the outcomes in selection order.
-func retrain(ctx context.Context, rb *remote, sel search.Selection, t schemas.Trial) ([]schemas.TrialOutcome, error) {
-	var keys []string
-	for i, c := range sel.Candidates {
-		w := &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, rb.spec.Run), Attempt: rb.attempt, Step: int64(rb.spec.Search.Steps),
-			Shard: i, Kind: schemas.KindTrial, Version: 0, Arch: c.Widths, Trial: &t}
-		if err := rb.b.Publish(ctx, rb.b.WorkSubject(rb.spec.Run, schemas.KindTrial), w, w.ID()); err != nil {
-			return nil, err
-		}
-		keys = append(keys, (&schemas.Result{Step: w.Step, Kind: schemas.KindTrial, Shard: i, Arch: c.Widths}).Key())
-	}
-	res, err := rb.col.await(ctx, keys, "stand-alone retraining")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]schemas.TrialOutcome, len(res))
-	for i, r := range res {
-		out[i] = *r.Trial
-	}
-	return out, nil
-}
-
 // RandomFeasible draws n architectures uniformly from the feasible set (by rejection from
 // the uniform policy), for baselines.
 func RandomFeasible(s *space.Space, cons space.Constraints, n int, seed uint64) ([]space.Arch, error) {

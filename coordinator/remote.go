@@ -396,3 +396,34 @@ func keysOf(m map[string]float64) []string {
 	}
 	return out
 }
+
+// trialRequest is one stand-alone training to run on an evaluator.
+type trialRequest struct {
+	Arch  []int
+	Trial schemas.Trial
+}
+
+// trials runs stand-alone trainings as trial work items spread over the evaluators and
+// returns their outcomes in request order. round tells apart batches of trials of one
+// run (each round's items and results have their own keys).
+func (r *remote) trials(ctx context.Context, round int64, reqs []trialRequest) ([]schemas.TrialOutcome, error) {
+	var keys []string
+	for i, q := range reqs {
+		t := q.Trial
+		w := &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, r.spec.Run), Attempt: r.attempt, Step: round,
+			Shard: i, Kind: schemas.KindTrial, Version: 0, Arch: q.Arch, Trial: &t}
+		if err := r.b.Publish(ctx, r.b.WorkSubject(r.spec.Run, schemas.KindTrial), w, w.ID()); err != nil {
+			return nil, err
+		}
+		keys = append(keys, (&schemas.Result{Step: w.Step, Kind: schemas.KindTrial, Shard: i, Arch: q.Arch}).Key())
+	}
+	res, err := r.col.await(ctx, keys, "stand-alone trainings")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]schemas.TrialOutcome, len(res))
+	for i, x := range res {
+		out[i] = *x.Trial
+	}
+	return out, nil
+}
