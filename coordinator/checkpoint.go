@@ -21,8 +21,12 @@ func stateKey(run string, step int64) string { return fmt.Sprintf("runs/%s/state
 // document naming them: a crash between the two leaves the previous checkpoint in force.
 func saveCheckpoint(ctx context.Context, store objstore.Store, spec *schemas.RunSpec, e *search.Engine) error {
 	n := len(e.Net.Weights)
-	state := make([]float32, 0, 3*n)
+	state := make([]float32, 0, 4*n)
 	state = append(append(append(state, e.Net.Weights...), e.Opt.M...), e.Opt.V...)
+	// Per-weight Adam step counts, as floats: exact up to 2^24 steps.
+	for _, c := range e.Opt.Counts {
+		state = append(state, float32(c))
+	}
 	blob := schemas.Floats(state)
 	sum := sha256.Sum256(blob)
 	key := stateKey(spec.Run, e.Step)
@@ -93,17 +97,33 @@ func restore(ctx context.Context, store objstore.Store, ck *schemas.Checkpoint, 
 		return fmt.Errorf("checkpoint state %s: %w", ck.WeightsKey, err)
 	}
 	n := len(e.Net.Weights)
-	if len(state) != 3*n || ck.WeightsLen != 3*n {
-		return fmt.Errorf("checkpoint state %s has %d floats, the SuperNet needs %d", ck.WeightsKey, len(state), 3*n)
+	want := 3 * n
+	if e.Opt.Counts != nil {
+		want = 4 * n
+	}
+	if len(state) != want || ck.WeightsLen != want {
+		return fmt.Errorf("checkpoint state %s has %d floats, the SuperNet and its optimizer need %d", ck.WeightsKey, len(state), want)
 	}
 	copy(e.Net.Weights, state[:n])
 	copy(e.Opt.M, state[n:2*n])
-	copy(e.Opt.V, state[2*n:])
+	copy(e.Opt.V, state[2*n:3*n])
+	for i := range e.Opt.Counts {
+		e.Opt.Counts[i] = uint32(state[3*n+i])
+	}
 	e.Opt.T = ck.AdamT
 	if err := e.Ctrl.Restore(ck.Controller); err != nil {
 		return err
 	}
 	e.Step = ck.Step
 	e.Hist = append([]search.Record(nil), ck.History...)
+	e.Applied, e.Skipped = 0, 0
+	for _, r := range e.Hist {
+		switch {
+		case r.Updated:
+			e.Applied++
+		case r.Candidate != "" && e.Ctrl.Cfg.Corrects():
+			e.Skipped++
+		}
+	}
 	return nil
 }

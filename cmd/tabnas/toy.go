@@ -38,7 +38,7 @@ func cmdToy(_ context.Context, args []string) error {
 		cfg policy.Config
 	}
 	runs := []entry{
-		{"tabnas", policy.Config{Method: policy.TabNAS, LR: *lr, Samples: *n}},
+		{"tabnas", policy.Config{Method: policy.TabNAS, Correction: policy.MC, LR: *lr, Samples: *n}},
 		{"tabnas_exact", policy.Config{Method: policy.TabNAS, Correction: policy.ExactCorr, LR: *lr}},
 		{"reject", policy.Config{Method: policy.Reject, LR: *lr}},
 	}

@@ -1,6 +1,6 @@
 // Package optim holds the optimizers of the search: Adam over float64 vectors (controller
 // logits) and Adam over float32 vectors that can update only chosen index spans (the
-// SuperNet slice of one child) while sharing one step counter for bias correction.
+// SuperNet slice of one child), with a global or a per-entry step counter for bias correction.
 //
 // Optimizer state is kept in exported fields so that a checkpoint can save and restore it
 // exactly. Steps do not allocate.
@@ -66,13 +66,37 @@ func (a *Adam64) step(params, grad []float64, sign float64) {
 type Span struct{ Lo, Hi int }
 
 // Adam32 is Adam over a flat float32 vector where each step may touch only some spans.
-// Entries outside the spans of a step keep their parameters and moments bit-identical;
-// the step counter T is global, so an entry first touched at step t is bias-corrected with t
-// (as if its earlier gradients had been absent, not zero).
+// Entries outside the spans of a step keep their parameters and moments bit-identical.
+//
+// Bias correction: with Counts nil the step counter T is global, so an entry first touched
+// at step t is corrected with t, as if its earlier gradients had been zero, and its first
+// update is (1−β1)·√((1−β2^t)/(1−β2)) times the learning rate: 2.5–3.2× for t ≥ 1000. With Counts set
+// (PerWeightCounts), each entry is corrected with the number of steps that touched it —
+// Adam's rule for a parameter that exists from its first gradient on.
 type Adam32 struct {
 	LR, Beta1, Beta2, Eps float64
 	M, V                  []float32
 	T                     int
+	Counts                []uint32 // per-entry step counts; nil: global T
+
+	coef []AdamCoefPair // bias corrections by count, grown on demand
+}
+
+// AdamCoefPair is 1/(1−β1^t), 1/(1−β2^t) for one t.
+type AdamCoefPair struct{ C1, C2 float32 }
+
+// PerWeightCounts switches bias correction to per-entry step counts (all zero now).
+func (a *Adam32) PerWeightCounts() { a.Counts = make([]uint32, len(a.M)) }
+
+func (a *Adam32) coefAt(t uint32) AdamCoefPair {
+	for uint32(len(a.coef)) <= t {
+		k := float64(len(a.coef))
+		a.coef = append(a.coef, AdamCoefPair{
+			C1: float32(1 / (1 - math.Pow(a.Beta1, k))),
+			C2: float32(1 / (1 - math.Pow(a.Beta2, k))),
+		})
+	}
+	return a.coef[t]
 }
 
 // NewAdam32 returns Adam with default betas and ε for n parameters.
@@ -102,7 +126,27 @@ func (a *Adam32) Step(params, grad []float32, spans []Span) {
 		if s.Lo < 0 || s.Hi > n || s.Lo > s.Hi {
 			panic(fmt.Sprintf("optim: span [%d,%d) outside [0,%d)", s.Lo, s.Hi, n))
 		}
-		vec.Adam(params[s.Lo:s.Hi], grad[s.Lo:s.Hi], a.M[s.Lo:s.Hi], a.V[s.Lo:s.Hi], &k)
+		if a.Counts == nil {
+			vec.Adam(params[s.Lo:s.Hi], grad[s.Lo:s.Hi], a.M[s.Lo:s.Hi], a.V[s.Lo:s.Hi], &k)
+			continue
+		}
+		// Runs of equal counts share their corrections; a child is a prefix of every
+		// layer, so a row of a span has only as many runs as widths were used before.
+		cnt := a.Counts
+		for lo := s.Lo; lo < s.Hi; {
+			t := cnt[lo] + 1
+			hi := lo + 1
+			for hi < s.Hi && cnt[hi]+1 == t {
+				hi++
+			}
+			c := a.coefAt(t)
+			k.C1, k.C2 = c.C1, c.C2
+			vec.Adam(params[lo:hi], grad[lo:hi], a.M[lo:hi], a.V[lo:hi], &k)
+			for i := lo; i < hi; i++ {
+				cnt[i] = t
+			}
+			lo = hi
+		}
 	}
 }
 

@@ -128,3 +128,61 @@ func TestAdamPanicsOnSizeMismatch(t *testing.T) {
 	}()
 	NewAdam32(3, 1e-3).StepAll(make([]float32, 2), make([]float32, 2))
 }
+
+// Per-weight counts: every entry must follow exactly the Adam32 trajectory it would have
+// as its own optimizer that only ever saw the steps that touched it.
+func TestAdam32PerWeightCountsMatchesOwnOptimizer(t *testing.T) {
+	const n = 7
+	a := NewAdam32(n, 0.01)
+	a.PerWeightCounts()
+	p := []float32{0.5, -0.25, 1, 2, -3, 0.125, 4}
+	own := make([]*Adam32, n)
+	op := make([][]float32, n)
+	for i := range own {
+		own[i] = NewAdam32(1, 0.01)
+		op[i] = []float32{p[i]}
+	}
+	// Prefix spans of varying width, like children of a SuperNet, plus a late-used tail.
+	widths := []int{2, 5, 2, 3, 7, 1, 7, 4}
+	for s, w := range widths {
+		g := make([]float32, n)
+		for i := range g {
+			g[i] = float32(math.Sin(float64(3*s+i))) * float32(i+1)
+		}
+		a.Step(p, g, []Span{{0, w}})
+		for i := 0; i < w; i++ {
+			own[i].Step(op[i], g[i:i+1], []Span{{0, 1}})
+		}
+	}
+	for i := range p {
+		if p[i] != op[i][0] {
+			t.Errorf("entry %d: %v with per-weight counts, %v with its own optimizer", i, p[i], op[i][0])
+		}
+		if want := uint32(own[i].T); a.Counts[i] != want {
+			t.Errorf("entry %d counted %d steps, want %d", i, a.Counts[i], want)
+		}
+	}
+}
+
+// The first update of an entry first touched late is about lr with per-weight counts and
+// 2.5–3.2× lr with the global counter.
+func TestAdam32FirstUpdateOfLateEntry(t *testing.T) {
+	for _, per := range []bool{false, true} {
+		a := NewAdam32(2, 0.001)
+		if per {
+			a.PerWeightCounts()
+		}
+		p := []float32{0, 0}
+		for s := 0; s < 1000; s++ {
+			a.Step(p, []float32{1, 0}, []Span{{0, 1}})
+		}
+		a.Step(p, []float32{1, 1}, []Span{{0, 2}})
+		ratio := math.Abs(float64(p[1])) / 0.001
+		if per && math.Abs(ratio-1) > 1e-3 {
+			t.Errorf("per-weight counts: first update %.4g× lr, want 1", ratio)
+		}
+		if !per && (ratio < 2.5 || ratio > 3.2) {
+			t.Errorf("global counter: first update %.4g× lr, want 2.5–3.2", ratio)
+		}
+	}
+}

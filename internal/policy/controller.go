@@ -30,6 +30,9 @@ type Correction string
 const (
 	MC        Correction = "mc"
 	ExactCorr Correction = "exact"
+	// Auto is exact where it is cheap (one additive limit such as a parameter budget, by
+	// the dynamic program, or no limit), Monte Carlo otherwise (measured latencies).
+	Auto Correction = "auto"
 )
 
 // momentumEM is the baseline's EMA momentum.
@@ -44,6 +47,9 @@ type Config struct {
 	MaxTries   int        `json:"max_tries" yaml:"max_tries"` // rejection cap per RL step
 	Beta       float64    `json:"beta,omitempty" yaml:"beta"` // shaping exponent/weight, < 0
 	T0         float64    `json:"t0,omitempty" yaml:"t0"`     // shaping target cost
+	// Entropy weights an entropy bonus on each layer's softmax, against an early collapse
+	// of the policy on a noisy reward (0: none).
+	Entropy float64 `json:"entropy,omitempty" yaml:"entropy"`
 }
 
 // Defaults fills unset fields.
@@ -52,13 +58,15 @@ func (c Config) Defaults() Config {
 		c.Method = TabNAS
 	}
 	if c.Correction == "" {
-		c.Correction = MC
+		c.Correction = Auto
 	}
 	if c.LR == 0 {
 		c.LR = 0.1
 	}
 	if c.Samples == 0 {
-		c.Samples = 5
+		// A sample costs one (cached) feasibility check, so N can be large: with N = 5 a
+		// tight budget skips most updates for want of a feasible sample.
+		c.Samples = 256
 	}
 	if c.MaxTries == 0 {
 		c.MaxTries = 10000
@@ -80,8 +88,11 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("method %q: want one of tabnas, reject, abs, mnas", c.Method)
 	}
-	if c.Correction != MC && c.Correction != ExactCorr {
-		return fmt.Errorf("correction %q: want mc or exact", c.Correction)
+	if c.Correction != MC && c.Correction != ExactCorr && c.Correction != Auto {
+		return fmt.Errorf("correction %q: want auto, mc or exact", c.Correction)
+	}
+	if c.Entropy < 0 || math.IsNaN(c.Entropy) || math.IsInf(c.Entropy, 0) {
+		return fmt.Errorf("entropy must be a non-negative number, got %g", c.Entropy)
 	}
 	if !(c.LR > 0) || math.IsInf(c.LR, 0) {
 		return fmt.Errorf("lr must be positive, got %g", c.LR)
@@ -178,6 +189,24 @@ func (c *Controller) Update(y space.Arch, adv float64, est *Estimate) bool {
 			c.grad[off+j] = adv * g
 		}
 		off += len(fi)
+	}
+	if c.Cfg.Entropy > 0 {
+		// ∂H_i/∂θ_ij = −p_ij·(log p_ij + H_i) for H_i = −Σ_j p_ij log p_ij.
+		off = 0
+		for _, pi := range c.Policy.Probs() {
+			var h float64
+			for _, p := range pi {
+				if p > 0 {
+					h -= p * math.Log(p)
+				}
+			}
+			for j, p := range pi {
+				if p > 0 {
+					c.grad[off+j] -= c.Cfg.Entropy * p * (math.Log(p) + h)
+				}
+			}
+			off += len(pi)
+		}
 	}
 	c.opt.Ascend(c.flat, c.grad)
 	return true

@@ -335,3 +335,40 @@ func BenchmarkMonteCarloN5(b *testing.B) {
 		MonteCarlo(probs, 5, rng, f)
 	}
 }
+
+// The entropy bonus's gradient equals the finite differences of coef·Σ_i H_i(θ).
+func TestEntropyGradientFiniteDifferences(t *testing.T) {
+	s, err := space.New(3, 2, 2, []int{2, 4, 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const coef = 0.3
+	c, err := NewController(s, Config{Method: Reject, LR: 0.1, Entropy: coef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.flat {
+		c.flat[i] = 0.37 * float64(i%5) * float64(1-2*(i%2))
+	}
+	before := slices.Clone(c.flat)
+	entropy := func(flat []float64) float64 {
+		var sum float64
+		for _, pi := range fromFlat(s, flat).Probs() {
+			for _, p := range pi {
+				sum -= p * math.Log(p)
+			}
+		}
+		return coef * sum
+	}
+	c.Update(space.Arch{0, 0}, 0, nil) // zero advantage: only the entropy term remains
+	for i := range before {
+		const h = 1e-6
+		up, down := slices.Clone(before), slices.Clone(before)
+		up[i] += h
+		down[i] -= h
+		fd := (entropy(up) - entropy(down)) / (2 * h)
+		if math.Abs(fd-c.grad[i]) > 1e-7 {
+			t.Errorf("logit %d: gradient %.9g, finite differences %.9g", i, c.grad[i], fd)
+		}
+	}
+}

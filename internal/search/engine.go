@@ -29,7 +29,37 @@ type Config struct {
 	ValBatch int           `json:"val_batch" yaml:"val_batch"` // validation rows per RL step, all shards
 	WeightLR float64       `json:"weight_lr" yaml:"weight_lr"` // Adam on the SuperNet
 	TopK     int           `json:"top_k" yaml:"top_k"`
+
+	// How the SuperNet is trained and scored (the shared-weight proxy). Each is a setting
+	// so that its effect on the proxy's rank correlation can be measured.
+	Reward     string `json:"reward,omitempty" yaml:"reward"`           // RewardFixed or RewardBatch
+	Children   string `json:"children,omitempty" yaml:"children"`       // ChildrenFeasible or ChildrenPolicy
+	Sandwich   string `json:"sandwich,omitempty" yaml:"sandwich"`       // On or Off
+	AdamCounts string `json:"adam_counts,omitempty" yaml:"adam_counts"` // CountsWeight or CountsGlobal
 }
+
+// Values of the proxy settings.
+const (
+	// RewardFixed scores every candidate on the same validation rows (the first ValBatch
+	// rows drawn once, or the whole split), so rewards differ only by architecture and
+	// weights; RewardBatch draws a fresh validation batch every RL step.
+	RewardFixed = "fixed"
+	RewardBatch = "batch"
+	// ChildrenFeasible draws the weight step's child from p(·|V) (by rejection, as the RL
+	// candidate), so the shared weights are trained for the architectures that can win;
+	// ChildrenPolicy draws it from p, feasible or not.
+	ChildrenFeasible = "feasible"
+	ChildrenPolicy   = "policy"
+	// On and Off for switches such as Sandwich: the smallest and the largest feasible
+	// child also contribute to every weight step (their gradients are summed with the
+	// sampled child's into one update of the union of their slices).
+	On  = "on"
+	Off = "off"
+	// CountsWeight bias-corrects Adam per weight by the steps that touched it;
+	// CountsGlobal uses the global step count.
+	CountsWeight = "weight"
+	CountsGlobal = "global"
+)
 
 // Defaults fills unset fields.
 func (c Config) Defaults() Config {
@@ -52,7 +82,26 @@ func (c Config) Defaults() Config {
 	if c.TopK == 0 {
 		c.TopK = 3
 	}
+	if c.Reward == "" {
+		c.Reward = RewardFixed
+	}
+	if c.Children == "" {
+		c.Children = ChildrenFeasible
+	}
+	if c.Sandwich == "" {
+		c.Sandwich = Off
+	}
+	if c.AdamCounts == "" {
+		c.AdamCounts = CountsWeight
+	}
 	return c
+}
+
+func oneOf(name, v string, allowed ...string) error {
+	if v == "" || slices.Contains(allowed, v) { // "" takes the default
+		return nil
+	}
+	return fmt.Errorf("%s %q: want one of %v", name, v, allowed)
 }
 
 // Validate names the bad field.
@@ -74,7 +123,20 @@ func (c Config) Validate() error {
 	case c.TopK < 1:
 		return fmt.Errorf("top_k must be ≥ 1, got %d", c.TopK)
 	}
-	return nil
+	return errors.Join(oneOf("reward", c.Reward, RewardFixed, RewardBatch),
+		oneOf("children", c.Children, ChildrenFeasible, ChildrenPolicy),
+		oneOf("sandwich", c.Sandwich, On, Off),
+		oneOf("adam_counts", c.AdamCounts, CountsWeight, CountsGlobal))
+}
+
+// ValRowsStep is the step whose validation rows score a candidate at step: always the
+// same (-1) with the fixed reward, so every evaluator and the in-process loop pick the
+// same rows.
+func (c Config) ValRowsStep(step int64) int64 {
+	if c.Reward == RewardBatch {
+		return step
+	}
+	return -1
 }
 
 // WarmupSteps is the number of steps of layer warmup (no RL updates).
@@ -135,10 +197,19 @@ type Engine struct {
 	Step  int64 // steps completed
 	Hist  []Record
 
+	// Counters of the RL updates: applied, and skipped because the Monte Carlo
+	// estimate saw no feasible sample.
+	Applied, Skipped int64
+
 	backend Backend
 	est     Estimator
 	grads   *nn.Grads
+	part    *nn.Grads // one child's gradient under the sandwich rule
 	full    nn.Arch
+	small   nn.Arch // smallest and largest feasible child (sandwich rule)
+	large   nn.Arch
+	bufA    []float32
+	bufB    []float32
 }
 
 // New builds an engine at step 0. The SuperNet must have the space's maximum widths.
@@ -161,8 +232,73 @@ func New(cfg Config, s *space.Space, cons space.Constraints, net *nn.SuperNet, b
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{Cfg: cfg, Space: s, Cons: cons, Net: net, Ctrl: ctrl, Opt: net.NewAdam(cfg.WeightLR),
-		backend: b, est: e, grads: net.NewGrads(), full: nn.Arch(s.MaxWidths())}, nil
+	eng := &Engine{Cfg: cfg, Space: s, Cons: cons, Net: net, Ctrl: ctrl, Opt: net.NewAdam(cfg.WeightLR),
+		backend: b, est: e, grads: net.NewGrads(), full: nn.Arch(s.MaxWidths())}
+	if cfg.AdamCounts == CountsWeight {
+		eng.Opt.PerWeightCounts()
+	}
+	if cfg.Sandwich == On {
+		eng.part = net.NewGrads()
+		small, large, err := Extremes(context.Background(), s, cons, e)
+		if err != nil {
+			return nil, err
+		}
+		eng.small, eng.large = nn.Arch(s.ArchWidths(small)), nn.Arch(s.ArchWidths(large))
+	}
+	return eng, nil
+}
+
+// Extremes returns the smallest architecture of the space (every layer at its narrowest,
+// the cheapest under any cost that grows with width) and the largest feasible one by
+// parameter count: exactly by enumeration where the space is small enough and the
+// constraints are analytic, else greedily widening one layer at a time.
+func Extremes(ctx context.Context, s *space.Space, cons space.Constraints, e Estimator) (small, large space.Arch, err error) {
+	small = make(space.Arch, s.Layers())
+	feasible := func(a space.Arch) (bool, error) {
+		if e != nil {
+			return e.Feasible(ctx, a)
+		}
+		return cons.Feasible(s, a)
+	}
+	if _, ok := cons.SingleAdditive(); (ok || len(cons) == 0) && s.Size() <= 1<<20 {
+		best, bestP := space.Arch(nil), int64(-1)
+		for r := int64(0); r < s.Size(); r++ {
+			a := s.Index(r)
+			if p := s.Params(a); p > bestP {
+				if ok, err := cons.Feasible(s, a); err != nil {
+					return nil, nil, err
+				} else if ok {
+					best, bestP = slices.Clone(a), p
+				}
+			}
+		}
+		if best == nil {
+			return nil, nil, fmt.Errorf("%w: no architecture of the space meets %s", ErrInfeasibleBudget, cons)
+		}
+		return small, best, nil
+	}
+	large = slices.Clone(small)
+	for {
+		grown := false
+		for i := range large {
+			if large[i]+1 >= len(s.Widths[i]) {
+				continue
+			}
+			large[i]++
+			ok, err := feasible(large)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				grown = true
+			} else {
+				large[i]--
+			}
+		}
+		if !grown {
+			return small, large, nil
+		}
+	}
 }
 
 // ErrInfeasibleBudget marks a constraint set no architecture of the space meets.
@@ -217,17 +353,26 @@ func (e *Engine) StepOnce(ctx context.Context) (Record, error) {
 	warm := cfg.WarmupSteps()
 	rec.Warmup = t < warm
 	if !(rec.Warmup && policy.Stream(cfg.Seed, "warmup", t).Float64() < 1-float64(t)/float64(warm)) {
-		child = nn.Arch(e.Space.ArchWidths(policy.Sample(probs, policy.Stream(cfg.Seed, "weight", t), nil)))
+		rng := policy.Stream(cfg.Seed, "weight", t)
+		var x space.Arch
+		if cfg.Children == ChildrenFeasible && e.Ctrl.Cfg.Rejects() {
+			var err error
+			if x, _, err = e.Ctrl.SampleCandidate(rng, func(a space.Arch) (bool, error) { return e.est.Feasible(ctx, a) }); err != nil {
+				return rec, fmt.Errorf("step %d weight step: %w", t, err)
+			}
+		} else {
+			x = policy.Sample(probs, rng, nil)
+		}
+		child = nn.Arch(e.Space.ArchWidths(x))
 	}
 	rec.Child = space.FormatWidths(child)
-	e.grads.Zero(child)
-	loss, err := e.backend.Gradient(ctx, t, child, e.grads)
+	loss, update, err := e.weightStep(ctx, t, child)
 	if err != nil {
 		return rec, fmt.Errorf("step %d weight step on %s: %w", t, rec.Child, err)
 	}
 	rec.TrainLoss = loss
-	e.Net.Apply(child, e.grads, e.Opt)
-	if err := e.backend.Committed(ctx, t+1, child); err != nil {
+	e.Net.Apply(update, e.grads, e.Opt)
+	if err := e.backend.Committed(ctx, t+1, update); err != nil {
 		return rec, fmt.Errorf("step %d: publishing SuperNet version %d: %w", t, t+1, err)
 	}
 
@@ -265,11 +410,54 @@ func (e *Engine) StepOnce(ctx context.Context) (Record, error) {
 		rec.Advantage = e.Ctrl.Advantage(rec.Reward)
 		rec.Baseline = e.Ctrl.Baseline()
 		rec.Updated = e.Ctrl.Update(y, rec.Advantage, est)
+		if rec.Updated {
+			e.Applied++
+		} else {
+			e.Skipped++
+		}
 	}
 	rec.Probs = e.Ctrl.Policy.Probs()
 	e.Hist = append(e.Hist, rec)
 	e.Step++
 	return rec, nil
+}
+
+// weightStep fills e.grads with the step's gradient and returns the sampled child's
+// training loss and the slice to update. Under the sandwich rule the smallest and the
+// largest feasible child add their gradients on the same batch, and the update covers the
+// union of the slices (children are prefixes, so the union is the per-layer maximum).
+func (e *Engine) weightStep(ctx context.Context, t int64, child nn.Arch) (float64, nn.Arch, error) {
+	if e.Cfg.Sandwich != On || slices.Equal(child, e.full) {
+		e.grads.Zero(child)
+		loss, err := e.backend.Gradient(ctx, t, child, e.grads)
+		return loss, child, err
+	}
+	union := slices.Clone(child)
+	for i := range union {
+		union[i] = max(union[i], e.small[i], e.large[i])
+	}
+	e.grads.Zero(union)
+	var loss float64
+	for k, c := range []nn.Arch{child, e.small, e.large} {
+		if k > 0 && (slices.Equal(c, child) || (k == 2 && slices.Equal(c, e.small))) {
+			continue // the same child twice would be the same work item
+		}
+		e.part.Zero(c)
+		l, err := e.backend.Gradient(ctx, t, c, e.part)
+		if err != nil {
+			return 0, nil, err
+		}
+		if k == 0 {
+			loss = l
+		}
+		n := e.Net.SliceLen(c)
+		e.bufA, e.bufB = Grow(e.bufA, n), Grow(e.bufB, n)
+		e.grads.PackSlice(c, e.bufA)
+		e.part.PackSlice(c, e.bufB)
+		AddInto(e.bufA, e.bufB)
+		e.grads.UnpackSlice(c, e.bufA)
+	}
+	return loss, nn.Arch(union), nil
 }
 
 // Candidate is one architecture of the final selection.

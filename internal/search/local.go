@@ -131,6 +131,7 @@ type Local struct {
 	Seed       uint64
 	Batch      int
 	ValBatch   int
+	Cfg        Config
 
 	w     *Worker
 	part  *nn.Grads
@@ -144,7 +145,7 @@ func NewLocal(net *nn.SuperNet, train, val []Shard, cfg Config) (*Local, error) 
 	if len(train) == 0 || len(val) == 0 {
 		return nil, fmt.Errorf("local backend needs training and validation shards (got %d and %d)", len(train), len(val))
 	}
-	return &Local{Net: net, Train: train, Val: val, Seed: cfg.Seed, Batch: cfg.Batch, ValBatch: cfg.ValBatch,
+	return &Local{Net: net, Train: train, Val: val, Seed: cfg.Seed, Batch: cfg.Batch, ValBatch: cfg.ValBatch, Cfg: cfg,
 		w: NewWorker(net, max(cfg.Batch, cfg.ValBatch)), part: net.NewGrads()}, nil
 }
 
@@ -200,7 +201,7 @@ func (l *Local) ValLoss(_ context.Context, step int64, child nn.Arch) (float64, 
 	var sum float64
 	total := 0
 	for s, sh := range l.Val {
-		sum += l.w.Loss(l.Net, sh, l.Seed, step, s, plan[s], child)
+		sum += l.w.Loss(l.Net, sh, l.Seed, l.Cfg.ValRowsStep(step), s, plan[s], child)
 		total += plan[s]
 	}
 	return sum / float64(total), nil
@@ -248,7 +249,10 @@ func (e *LocalEstimator) Estimate(ctx context.Context, step int64, probs [][]flo
 // EstimateFor is the estimate every process computes the same way for a step's policy.
 func EstimateFor(_ context.Context, s *space.Space, cons space.Constraints, cfg policy.Config, seed uint64, step int64, probs [][]float64, feasible policy.Feasible) (policy.Estimate, error) {
 	cfg = cfg.Defaults()
-	if cfg.Correction == policy.ExactCorr {
+	if len(cons) == 0 { // every architecture is feasible: p(·|V) = p
+		return policy.Estimate{PV: 1, Marginals: probs, Exact: true}, nil
+	}
+	if _, additive := cons.SingleAdditive(); cfg.Correction == policy.ExactCorr || (cfg.Correction == policy.Auto && additive) {
 		return policy.Exact(s, probs, cons)
 	}
 	return policy.MonteCarlo(probs, cfg.Samples, policy.Stream(seed, "mc", step), feasible)

@@ -11,7 +11,7 @@ import (
 // any β of the sweep. Independent re-simulation: TabNAS 0.79, reject 0.70, Abs ≤ 0.17.
 func TestToyGap(t *testing.T) {
 	const seeds, steps = 200, 500
-	tab, err := Study("tabnas", policy.Config{Method: policy.TabNAS, LR: 0.1, Samples: 5}, steps, seeds, 0)
+	tab, err := Study("tabnas", policy.Config{Method: policy.TabNAS, Correction: policy.MC, LR: 0.1, Samples: 5}, steps, seeds, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestToyGap(t *testing.T) {
 }
 
 func TestToyDeterministic(t *testing.T) {
-	cfg := policy.Config{Method: policy.TabNAS, LR: 0.1, Samples: 5}
+	cfg := policy.Config{Method: policy.TabNAS, Correction: policy.MC, LR: 0.1, Samples: 5}
 	a, err := Study("tabnas", cfg, 300, 30, 42)
 	if err != nil {
 		t.Fatal(err)
