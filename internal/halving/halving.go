@@ -1,0 +1,353 @@
+// Package halving runs successive halving over a fixed list of candidates: every rung
+// trains its candidates from scratch for η times the epochs of the rung before and
+// promotes the best 1/η by validation loss; the last rung trains with the full recipe.
+// Under a wall-clock deadline it decides how many candidates to start with from the
+// measured cost of training, never starts a rung the deadline cannot finish, and keeps the
+// best finished result. It does no I/O: training is the caller's function.
+package halving
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// TrainFunc trains candidates idx (indices into Config.Candidates) from scratch for epochs
+// epochs at rung rung and returns their validation losses in the order of idx. The last
+// rung is called with Config.MaxEpochs and is the full recipe (early stopping included).
+// The function may spread the batch over workers.
+type TrainFunc func(ctx context.Context, rung int, idx []int, epochs int) ([]float64, error)
+
+// Config is one successive-halving run.
+type Config struct {
+	Candidates [][]int // architectures as hidden-layer widths, in the order to consider them
+	Eta        int     // promotion ratio η ≥ 2 (default 3)
+	MinEpochs  int     // epochs of the lowest possible rung (default 1)
+	MaxEpochs  int     // epochs of the last rung, the full recipe (required)
+	// Deadline, when set, is the wall-clock time by which the run must end.
+	Deadline time.Time
+	// Workers is how many candidates of a batch train at once (default 1); it shapes the
+	// cost model: a batch of n costs ⌈n/Workers⌉ candidate-trainings.
+	Workers int
+	// Now is the clock (default time.Now); tests pass a fake one.
+	Now func() time.Time
+}
+
+// Rung is one rung of the ladder.
+type Rung struct {
+	Rung       int       `json:"rung"`
+	Epochs     int       `json:"epochs"`
+	Final      bool      `json:"final,omitempty"`    // trained with the full recipe
+	Probe      bool      `json:"probe,omitempty"`    // a measuring batch outside the ladder
+	Candidates []int     `json:"candidates"`         // indices trained, in training order
+	Losses     []float64 `json:"losses"`             // validation loss of each, same order
+	Promoted   []int     `json:"promoted,omitempty"` // indices promoted to the next rung, best first
+	Seconds    float64   `json:"seconds"`            // wall-clock of the rung
+	Archs      [][]int   `json:"archs,omitempty"`    // the candidates' widths, same order
+}
+
+// Result is the ladder and its answer.
+type Result struct {
+	Rungs []Rung `json:"rungs"`
+	// Planned are the rung sizes and epochs of the plan the run started with.
+	PlannedSizes  []int `json:"planned_sizes"`
+	PlannedEpochs []int `json:"planned_epochs"`
+	// Best is the candidate with the lowest validation loss in the highest finished rung
+	// (-1: none); BestRung that rung's position in Rungs.
+	Best     int     `json:"best"`
+	BestRung int     `json:"best_rung"`
+	BestLoss float64 `json:"best_loss"`
+	// Complete is true when the last rung, with the full recipe, finished.
+	Complete bool `json:"complete"`
+	// Stopped says why the run ended before the last rung ("" when complete).
+	Stopped string `json:"stopped,omitempty"`
+	// SecondsPerEpoch is the measured cost of one candidate-epoch (per worker slot).
+	SecondsPerEpoch float64 `json:"seconds_per_epoch"`
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Eta == 0 {
+		c.Eta = 3
+	}
+	if c.MinEpochs == 0 {
+		c.MinEpochs = 1
+	}
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	switch {
+	case len(c.Candidates) == 0:
+		return c, errors.New("halving: no candidates")
+	case c.Eta < 2:
+		return c, fmt.Errorf("halving: η = %d, want at least 2", c.Eta)
+	case c.MinEpochs < 1 || c.MaxEpochs < c.MinEpochs:
+		return c, fmt.Errorf("halving: epochs from %d to %d, want 1 ≤ min ≤ max", c.MinEpochs, c.MaxEpochs)
+	case c.Workers < 1:
+		return c, fmt.Errorf("halving: %d workers", c.Workers)
+	}
+	return c, nil
+}
+
+// Levels are the epochs of the rungs of the tallest ladder, lowest first: the last is
+// MaxEpochs and each one below is ⌈MaxEpochs/η^j⌉, as long as that is at least MinEpochs
+// and below the level above.
+func Levels(eta, minEpochs, maxEpochs int) []int {
+	lv := []int{maxEpochs}
+	for d := eta; ; d *= eta {
+		e := (maxEpochs + d - 1) / d
+		if e < minEpochs || e >= lv[0] {
+			break
+		}
+		lv = slices.Insert(lv, 0, e)
+		if d > math.MaxInt/eta {
+			break
+		}
+	}
+	return lv
+}
+
+// Plan is the ladder for n starting candidates: sizes ⌊n/η^r⌋ over the top levels, as many
+// rungs as keep at least one candidate in the last (at most len(levels)).
+func Plan(n, eta int, levels []int) (sizes, epochs []int) {
+	rungs := 1
+	for k := n; k >= eta && rungs < len(levels); k /= eta {
+		rungs++
+	}
+	epochs = levels[len(levels)-rungs:]
+	for r, k := 0, n; r < rungs; r, k = r+1, k/eta {
+		sizes = append(sizes, k)
+	}
+	return sizes, epochs
+}
+
+// cost is the ladder's cost in candidate-epochs per worker slot.
+func cost(sizes, epochs []int, workers int) float64 {
+	s := 0.0
+	for r := range sizes {
+		s += float64((sizes[r]+workers-1)/workers) * float64(epochs[r])
+	}
+	return s
+}
+
+// tail is what the ladder from rung r of the plan (sizes, epochs) becomes when rung r
+// trains k candidates: each rung above keeps at most ⌊k/η^j⌋ (at least one) of the plan's
+// size, and once one candidate is left the next rung is the last.
+func tail(sizes, epochs []int, r, k, eta int) (sz, ep []int) {
+	last := len(sizes) - 1
+	for {
+		if k == 1 && r < last {
+			r = last
+		}
+		sz, ep = append(sz, k), append(ep, epochs[r])
+		if r == last {
+			return sz, ep
+		}
+		r++
+		k = max(1, min(sizes[r], k/eta))
+	}
+}
+
+// Run runs successive halving. Without a deadline it starts with every candidate. With one
+// it first trains a probe batch (Workers candidates at the lowest level) to measure the cost
+// of a candidate-epoch, then starts with the most candidates whose whole ladder fits in the
+// time left (the probe's batch is part of rung 0 when the ladder starts at its level).
+// Before every later rung it re-measures and trains only as many candidates as the rest of
+// the ladder can finish, going straight to the last rung once one candidate is left, and
+// stops when not even that fits. The answer is the best of the highest finished rung. The
+// outcome depends only on train's losses and, under a deadline, on the clock.
+func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	levels := Levels(c.Eta, c.MinEpochs, c.MaxEpochs)
+	res := &Result{Best: -1, BestRung: -1, BestLoss: math.NaN()}
+	var spent, units float64 // seconds and candidate-epoch slots trained so far
+	perUnit := func() float64 {
+		if units == 0 {
+			return 0
+		}
+		return spent / units
+	}
+	fits := func(sz, ep []int) bool {
+		return c.Deadline.IsZero() || cost(sz, ep, c.Workers)*perUnit() <= c.Deadline.Sub(c.Now()).Seconds()
+	}
+	// train a batch at rung position pos (appending to it when it exists).
+	batch := func(pos int, idx []int, epochs int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t0 := c.Now()
+		losses, err := train(ctx, pos, slices.Clone(idx), epochs)
+		if err != nil {
+			return err
+		}
+		if len(losses) != len(idx) {
+			return fmt.Errorf("halving: %d losses for %d candidates", len(losses), len(idx))
+		}
+		sec := c.Now().Sub(t0).Seconds()
+		spent += sec
+		units += float64((len(idx)+c.Workers-1)/c.Workers) * float64(epochs)
+		if pos == len(res.Rungs) {
+			res.Rungs = append(res.Rungs, Rung{Rung: pos, Epochs: epochs, Candidates: []int{}, Losses: []float64{}})
+		}
+		r := &res.Rungs[pos]
+		r.Candidates = append(r.Candidates, idx...)
+		r.Losses = append(r.Losses, losses...)
+		for _, i := range idx {
+			r.Archs = append(r.Archs, slices.Clone(c.Candidates[i]))
+		}
+		r.Seconds += sec
+		return nil
+	}
+	finish := func(stopped string) (*Result, error) {
+		res.Stopped = stopped
+		res.Complete = stopped == ""
+		res.SecondsPerEpoch = perUnit()
+		for i := len(res.Rungs) - 1; i >= 0; i-- {
+			r := res.Rungs[i]
+			if r.Probe && i > 0 {
+				continue
+			}
+			o := order(r.Candidates, r.Losses)
+			res.Best, res.BestRung, res.BestLoss = r.Candidates[o[0]], i, r.Losses[o[0]]
+			break
+		}
+		return res, nil
+	}
+
+	n := len(c.Candidates)
+	sizes, epochs := Plan(n, c.Eta, levels)
+	var idx []int // candidates of the next rung
+	r := 0        // the next rung's position in the plan
+	if c.Deadline.IsZero() {
+		idx = seq(0, n)
+	} else {
+		p := min(c.Workers, n)
+		if err := batch(0, seq(0, p), levels[0]); err != nil {
+			return nil, err
+		}
+		k := n
+		for ; k >= 1; k-- {
+			sizes, epochs = Plan(k, c.Eta, levels)
+			sz := slices.Clone(sizes)
+			if epochs[0] == levels[0] {
+				sz[0] = max(0, sz[0]-p)
+			}
+			if fits(sz, epochs) {
+				break
+			}
+		}
+		probe := &res.Rungs[0]
+		if k == 0 || epochs[0] != levels[0] || k < p {
+			probe.Probe = true // measured only; the ladder starts above it
+		}
+		if k == 0 {
+			res.PlannedSizes, res.PlannedEpochs = []int{}, []int{}
+			probe.Final = len(levels) == 1
+			if probe.Final {
+				return finish("")
+			}
+			return finish("the deadline leaves no time for a ladder after the probe")
+		}
+		idx = seq(0, k)
+		if !probe.Probe {
+			if k > p {
+				if err := batch(0, seq(p, k), levels[0]); err != nil {
+					return nil, err
+				}
+			}
+			probe.Final = len(sizes) == 1
+			if probe.Final {
+				res.PlannedSizes, res.PlannedEpochs = sizes, epochs
+				return finish("")
+			}
+			idx, r = promote(probe, sizes[1]), 1
+		}
+	}
+	res.PlannedSizes, res.PlannedEpochs = sizes, epochs
+	for {
+		// Shrink the rung to what the rest of the ladder can finish in the time left.
+		k := len(idx)
+		for ; k >= 1; k-- {
+			if fits(tail(sizes, epochs, r, k, c.Eta)) {
+				break
+			}
+		}
+		if k == 0 {
+			return finish(fmt.Sprintf("the deadline leaves no time for rung %d (%d candidates × %d epochs)", r, len(idx), epochs[r]))
+		}
+		sz, _ := tail(sizes, epochs, r, k, c.Eta)
+		if k == 1 {
+			r = len(sizes) - 1 // one candidate left: straight to the full recipe
+		}
+		idx = idx[:k]
+		pos := len(res.Rungs)
+		if err := batch(pos, idx, epochs[r]); err != nil {
+			return nil, err
+		}
+		if r == len(sizes)-1 {
+			res.Rungs[pos].Final = true
+			return finish("")
+		}
+		idx = promote(&res.Rungs[pos], sz[1])
+		r++
+	}
+}
+
+// promote records and returns the best k of rung r: lowest loss first, NaN last, ties to
+// the earlier candidate.
+func promote(r *Rung, k int) []int {
+	o := order(r.Candidates, r.Losses)
+	k = min(k, len(o))
+	r.Promoted = make([]int, k)
+	for j := range k {
+		r.Promoted[j] = r.Candidates[o[j]]
+	}
+	return slices.Clone(r.Promoted)
+}
+
+// order sorts positions by loss (NaN last), then by candidate index.
+func order(cands []int, losses []float64) []int {
+	o := seq(0, len(cands))
+	slices.SortStableFunc(o, func(a, b int) int {
+		la, lb := losses[a], losses[b]
+		if na, nb := math.IsNaN(la), math.IsNaN(lb); na || nb {
+			if na && nb {
+				return cmp.Compare(cands[a], cands[b])
+			}
+			if na {
+				return 1
+			}
+			return -1
+		}
+		if c := cmp.Compare(la, lb); c != 0 {
+			return c
+		}
+		return cmp.Compare(cands[a], cands[b])
+	})
+	return o
+}
+
+func capSizes(sizes []int, k int) []int {
+	out := make([]int, len(sizes))
+	for i, s := range sizes {
+		out[i] = min(s, k)
+	}
+	return out
+}
+
+func seq(lo, hi int) []int {
+	s := make([]int, 0, hi-lo)
+	for i := lo; i < hi; i++ {
+		s = append(s, i)
+	}
+	return s
+}

@@ -1,0 +1,309 @@
+package halving
+
+import (
+	"context"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func cands(n int) [][]int {
+	c := make([][]int, n)
+	for i := range c {
+		c[i] = []int{8 * (i + 1), 8}
+	}
+	return c
+}
+
+// fake is a train function with a fake clock: a batch of n candidates at e epochs costs
+// ⌈n/workers⌉·e·perEpoch(call) seconds, and the loss comes from loss(i, e).
+type fake struct {
+	now      time.Time
+	workers  int
+	perEpoch func(call int) float64
+	loss     func(i, e int) float64
+	calls    []call
+}
+
+type call struct {
+	rung   int
+	idx    []int
+	epochs int
+}
+
+func (f *fake) clock() time.Time { return f.now }
+
+func (f *fake) train(_ context.Context, rung int, idx []int, epochs int) ([]float64, error) {
+	c := len(f.calls)
+	f.calls = append(f.calls, call{rung, idx, epochs})
+	w := max(f.workers, 1)
+	f.now = f.now.Add(time.Duration(float64((len(idx)+w-1)/w*epochs) * f.perEpoch(c) * float64(time.Second)))
+	out := make([]float64, len(idx))
+	for k, i := range idx {
+		out[k] = f.loss(i, epochs)
+	}
+	return out, nil
+}
+
+// loss5 ranks by 5i mod 27 for short trainings and by −i from 9 epochs on.
+func loss5(i, e int) float64 {
+	if e >= 9 {
+		return -float64(i)
+	}
+	return float64(i * 5 % 27)
+}
+
+func one(int) float64 { return 1 }
+
+func TestLevelsAndPlan(t *testing.T) {
+	for _, c := range []struct {
+		eta, lo, hi int
+		want        []int
+	}{
+		{3, 1, 27, []int{1, 3, 9, 27}},
+		{3, 1, 60, []int{1, 3, 7, 20, 60}},
+		{3, 2, 60, []int{3, 7, 20, 60}},
+		{2, 4, 30, []int{4, 8, 15, 30}},
+		{3, 5, 5, []int{5}},
+	} {
+		if got := Levels(c.eta, c.lo, c.hi); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Levels(%d, %d, %d) = %v, want %v", c.eta, c.lo, c.hi, got, c.want)
+		}
+	}
+	lv := []int{1, 3, 9, 27}
+	for _, c := range []struct {
+		n             int
+		sizes, epochs []int
+	}{
+		{27, []int{27, 9, 3, 1}, []int{1, 3, 9, 27}},
+		{81, []int{81, 27, 9, 3}, []int{1, 3, 9, 27}},
+		{10, []int{10, 3, 1}, []int{3, 9, 27}},
+		{3, []int{3, 1}, []int{9, 27}},
+		{2, []int{2}, []int{27}},
+		{1, []int{1}, []int{27}},
+	} {
+		s, e := Plan(c.n, 3, lv)
+		if !reflect.DeepEqual(s, c.sizes) || !reflect.DeepEqual(e, c.epochs) {
+			t.Errorf("Plan(%d) = %v %v, want %v %v", c.n, s, e, c.sizes, c.epochs)
+		}
+	}
+}
+
+func TestNoDeadlineExactPromotions(t *testing.T) {
+	f := &fake{perEpoch: one, loss: loss5}
+	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int{{0, 11, 22, 6, 17, 1, 12, 23, 7}, {0, 11, 22}, {22}, nil}
+	if len(res.Rungs) != 4 {
+		t.Fatalf("%d rungs, want 4: %+v", len(res.Rungs), res.Rungs)
+	}
+	for r, w := range want {
+		g := res.Rungs[r]
+		if !reflect.DeepEqual(g.Promoted, w) || g.Epochs != []int{1, 3, 9, 27}[r] || g.Final != (r == 3) || g.Probe {
+			t.Errorf("rung %d: epochs %d final %v promoted %v, want %v", r, g.Epochs, g.Final, g.Promoted, w)
+		}
+		if r > 0 && !reflect.DeepEqual(g.Candidates, want[r-1]) {
+			t.Errorf("rung %d trained %v, want %v", r, g.Candidates, want[r-1])
+		}
+		if g.Rung != r || f.calls[r].rung != r || f.calls[r].epochs != g.Epochs {
+			t.Errorf("rung %d numbered %d, called as %+v", r, g.Rung, f.calls[r])
+		}
+	}
+	if len(res.Rungs[0].Candidates) != 27 || !reflect.DeepEqual(res.Rungs[0].Archs[3], []int{32, 8}) {
+		t.Errorf("rung 0: %v / %v", res.Rungs[0].Candidates, res.Rungs[0].Archs)
+	}
+	if res.Best != 22 || res.BestRung != 3 || res.BestLoss != -22 || !res.Complete || res.Stopped != "" {
+		t.Errorf("answer %d at rung %d loss %g complete %v %q", res.Best, res.BestRung, res.BestLoss, res.Complete, res.Stopped)
+	}
+	if !reflect.DeepEqual(res.PlannedSizes, []int{27, 9, 3, 1}) || !reflect.DeepEqual(res.PlannedEpochs, []int{1, 3, 9, 27}) {
+		t.Errorf("plan %v %v", res.PlannedSizes, res.PlannedEpochs)
+	}
+	// Same losses, same ladder.
+	g := &fake{perEpoch: func(int) float64 { return 3 }, loss: loss5}
+	again, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Now: g.clock}, g.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.SecondsPerEpoch, res.SecondsPerEpoch = 0, 0
+	for i := range again.Rungs {
+		again.Rungs[i].Seconds, res.Rungs[i].Seconds = 0, 0
+	}
+	if !reflect.DeepEqual(again, res) {
+		t.Errorf("not deterministic:\n%+v\n%+v", again, res)
+	}
+}
+
+func TestTiesAndNaN(t *testing.T) {
+	f := &fake{perEpoch: one, loss: func(i, e int) float64 {
+		switch {
+		case e == 9:
+			return []float64{math.NaN(), 0.5, 0.5, 0.1, math.NaN(), 0.5}[i]
+		}
+		return float64(i)
+	}}
+	res, err := Run(context.Background(), Config{Candidates: cands(6), MaxEpochs: 27, Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 6 candidates: rungs of 6 (9 epochs) and 2 (27 epochs).
+	if p := res.Rungs[0].Promoted; !reflect.DeepEqual(p, []int{3, 1}) {
+		t.Errorf("promoted %v, want [3 1] (lowest loss, ties to the earlier, NaN last)", p)
+	}
+	if res.Best != 1 || res.BestLoss != 1 {
+		t.Errorf("answer %d loss %g, want 1 at loss 1", res.Best, res.BestLoss)
+	}
+}
+
+func TestDeadlinePicksStart(t *testing.T) {
+	// 1 s per candidate-epoch, 100 s: the probe (candidate 0, 1 epoch) leaves 99 s; the
+	// largest start that fits is 12 candidates on levels 3, 9, 27 (36 + 36 + 27 = 99 s).
+	start := time.Unix(1000, 0)
+	f := &fake{now: start, perEpoch: one, loss: loss5}
+	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(100 * time.Second), Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.PlannedSizes, []int{12, 4, 1}) || !reflect.DeepEqual(res.PlannedEpochs, []int{3, 9, 27}) {
+		t.Fatalf("plan %v %v, want [12 4 1] [3 9 27]", res.PlannedSizes, res.PlannedEpochs)
+	}
+	if len(res.Rungs) != 4 || !res.Rungs[0].Probe || res.Rungs[0].Epochs != 1 || !reflect.DeepEqual(res.Rungs[0].Candidates, []int{0}) {
+		t.Fatalf("rungs %+v", res.Rungs)
+	}
+	// 3 epochs: loss 5i mod 27 over 0..11 → 0 (0), 11 (1), 6 (3), 1 (5).
+	if p := res.Rungs[1].Promoted; !reflect.DeepEqual(p, []int{0, 11, 6, 1}) {
+		t.Errorf("rung 1 promoted %v", p)
+	}
+	if p := res.Rungs[2].Promoted; !reflect.DeepEqual(p, []int{11}) {
+		t.Errorf("rung 2 promoted %v", p)
+	}
+	if !res.Complete || res.Best != 11 || res.BestRung != 3 || !res.Rungs[3].Final {
+		t.Errorf("answer %d at %d, complete %v", res.Best, res.BestRung, res.Complete)
+	}
+	if end := f.now.Sub(start); end != 100*time.Second {
+		t.Errorf("ended after %v, want exactly the 100 s budget", end)
+	}
+}
+
+func TestDeadlineProbeIsRungZero(t *testing.T) {
+	// 2 workers, 0.5 s per candidate-epoch slot, 30 s: the probe trains candidates 0 and 1
+	// at 1 epoch (0.5 s); 27 candidates would cost 12.5·1 + 5·3 + 2·9 + 1·27 slots = 36 s;
+	// 26…9 start at 3 epochs. 9 candidates: 5·3 + 2·9 + 27 = 60 slots = 30 s > 29.5 s;
+	// 8…3 start at 9 epochs: 8 and 7: 4·9 + 27 = 63 slots (31.5 s); 6: 3·9 + 27 = 54 slots
+	// = 27 s fits.
+	start := time.Unix(0, 0)
+	f := &fake{now: start, workers: 2, perEpoch: func(int) float64 { return 0.5 }, loss: loss5}
+	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Workers: 2,
+		Deadline: start.Add(30 * time.Second), Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.PlannedSizes, []int{6, 2}) || !res.Rungs[0].Probe || len(res.Rungs) != 3 {
+		t.Fatalf("plan %v, rungs %+v", res.PlannedSizes, res.Rungs)
+	}
+	if p := res.Rungs[1].Promoted; !reflect.DeepEqual(p, []int{5, 4}) || res.Best != 5 || !res.Complete {
+		t.Fatalf("promoted %v, answer %d", p, res.Best)
+	}
+	if end := f.now.Sub(start); end != 27500*time.Millisecond {
+		t.Errorf("ended at %v, want 27.5 s", end)
+	}
+	// With a budget of 40 s the whole 27 fit (36 s after the probe), and the probe's two
+	// candidates are rung 0's first two.
+	f = &fake{now: start, workers: 2, perEpoch: func(int) float64 { return 0.5 }, loss: loss5}
+	res, err = Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Workers: 2,
+		Deadline: start.Add(40 * time.Second), Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0 := res.Rungs[0]
+	if r0.Probe || len(r0.Candidates) != 27 || len(f.calls) != 5 || !reflect.DeepEqual(f.calls[0].idx, []int{0, 1}) || f.calls[1].rung != 0 {
+		t.Fatalf("rung 0 %+v, calls %+v", r0, f.calls)
+	}
+	if !reflect.DeepEqual(r0.Promoted, []int{0, 11, 22, 6, 17, 1, 12, 23, 7}) || res.Best != 22 || !res.Complete {
+		t.Errorf("promoted %v, answer %d, complete %v", r0.Promoted, res.Best, res.Complete)
+	}
+}
+
+func TestDeadlineCutOff(t *testing.T) {
+	// The probe measures 1 s per epoch, but later trainings take 2 s per epoch: the plan
+	// (3 candidates at 9 epochs, then 1 at 27) overruns. After rung 1 (54 s, ends at 55 s)
+	// the measured 55/28 s per epoch says the final 27 epochs cannot finish by 60 s: the run
+	// stops, and the answer is the best of rung 1.
+	start := time.Unix(0, 0)
+	f := &fake{now: start, perEpoch: func(c int) float64 { return float64(min(c, 1) + 1) }, loss: loss5}
+	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(60 * time.Second), Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.PlannedSizes, []int{3, 1}) || len(res.Rungs) != 2 || len(f.calls) != 2 {
+		t.Fatalf("plan %v, rungs %+v", res.PlannedSizes, res.Rungs)
+	}
+	if res.Complete || res.Stopped == "" || res.Best != 2 || res.BestRung != 1 || res.BestLoss != -2 {
+		t.Errorf("complete %v (%q), answer %d at rung %d loss %g; want incomplete, 2 at rung 1", res.Complete, res.Stopped, res.Best, res.BestRung, res.BestLoss)
+	}
+	if f.now.Sub(start) > 60*time.Second {
+		t.Errorf("ran until %v", f.now.Sub(start))
+	}
+	if math.Abs(res.SecondsPerEpoch-55.0/28) > 1e-12 {
+		t.Errorf("seconds per epoch %g, want 55/28", res.SecondsPerEpoch)
+	}
+}
+
+func TestDeadlineShrinksRung(t *testing.T) {
+	// Plan 12 → 4 → 1 on levels 3, 9, 27 as in TestDeadlinePicksStart, but rung 1 costs
+	// 1.25 s per epoch (45 s instead of 36): at 46 s, 54 s are left, and four at 9 epochs
+	// plus the final no longer fit, so fewer are promoted.
+	start := time.Unix(0, 0)
+	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1.25, 1, 1, 1}[c] }, loss: loss5}
+	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(100 * time.Second), Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Measured 46 s over 37 epochs ≈ 1.243 s: 4·9 + 27 = 63 epochs (78 s) or 3·9 + 27 =
+	// 54 (67 s) or 2·9 + 27 = 45 (56 s) do not fit in 54 s; 1 candidate goes straight to
+	// the last rung (27 epochs, 34 s).
+	if len(res.Rungs) != 3 || !res.Rungs[2].Final || !reflect.DeepEqual(res.Rungs[2].Candidates, []int{0}) {
+		t.Fatalf("rungs %+v", res.Rungs)
+	}
+	if !res.Complete || res.Best != 0 {
+		t.Errorf("complete %v answer %d", res.Complete, res.Best)
+	}
+}
+
+func TestNothingFitsAfterProbe(t *testing.T) {
+	start := time.Unix(0, 0)
+	f := &fake{now: start, perEpoch: one, loss: loss5}
+	res, err := Run(context.Background(), Config{Candidates: cands(5), MaxEpochs: 27, Deadline: start.Add(10 * time.Second), Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rungs) != 1 || !res.Rungs[0].Probe || res.Complete || res.Best != 0 || res.BestRung != 0 {
+		t.Errorf("%+v", res)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	f := &fake{perEpoch: one, loss: loss5}
+	for _, c := range []Config{{MaxEpochs: 3}, {Candidates: cands(2)}, {Candidates: cands(2), MaxEpochs: 3, Eta: 1}, {Candidates: cands(2), MaxEpochs: 3, MinEpochs: 4}} {
+		if _, err := Run(context.Background(), c, f.train); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+	boom := errors.New("boom")
+	_, err := Run(context.Background(), Config{Candidates: cands(3), MaxEpochs: 3}, func(context.Context, int, []int, int) ([]float64, error) { return nil, boom })
+	if !errors.Is(err, boom) {
+		t.Errorf("error %v", err)
+	}
+	_, err = Run(context.Background(), Config{Candidates: cands(3), MaxEpochs: 3}, func(context.Context, int, []int, int) ([]float64, error) { return []float64{1}, nil })
+	if err == nil {
+		t.Error("short losses accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, Config{Candidates: cands(3), MaxEpochs: 3}, f.train); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
