@@ -116,6 +116,14 @@ type Trial struct {
 	Batch    int     `json:"batch"`
 	LR       float64 `json:"lr"`
 	Patience int     `json:"patience"`
+	// The recipe's knobs; zero takes the trainer's default, and where zero is the default a
+	// negative value switches the feature off (see nn.TrainConfig).
+	Schedule        string  `json:"schedule,omitempty"`         // constant, cosine or plateau
+	MinLRFactor     float64 `json:"min_lr_factor,omitempty"`    // floor of the schedule as a fraction of lr
+	PlateauPatience int     `json:"plateau_patience,omitempty"` // plateau: epochs without improvement before a cut
+	PlateauFactor   float64 `json:"plateau_factor,omitempty"`   // plateau: the cut's multiplier, below 1
+	WeightDecay     float64 `json:"weight_decay,omitempty"`     // decoupled (AdamW) weight decay λ
+	Refit           bool    `json:"refit,omitempty"`            // retrain on train + validation at the best epoch count
 }
 
 // ID names the item for deduplication: the same (run, step, kind, shard) is the same work.
@@ -158,8 +166,8 @@ func (w *WorkItem) Validate() error {
 		if w.Trial == nil {
 			return errors.New("trial item without trial parameters")
 		}
-		if w.Trial.Epochs < 1 || w.Trial.Batch < 1 || !(w.Trial.LR > 0) || w.Trial.Patience < 1 {
-			return fmt.Errorf("trial parameters %+v: epochs, batch, lr and patience must be positive", *w.Trial)
+		if err := w.Trial.Validate(); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("kind %q: want train, score or trial", w.Kind)

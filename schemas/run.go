@@ -130,8 +130,8 @@ func (r *RunSpec) Validate() error {
 	if r.CheckpointEvery < 1 {
 		return fmt.Errorf("checkpoint_every %d must be ≥ 1", r.CheckpointEvery)
 	}
-	if t := r.Trial; t.Epochs < 1 || t.Batch < 1 || !(t.LR > 0) || t.Patience < 1 {
-		return fmt.Errorf("trial %+v: epochs, batch, lr and patience must be positive", t)
+	if err := r.Trial.Validate(); err != nil {
+		return err
 	}
 	return nil
 }
