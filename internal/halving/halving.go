@@ -47,7 +47,10 @@ type Rung struct {
 	Losses     []float64 `json:"losses"`             // validation loss of each, same order
 	Promoted   []int     `json:"promoted,omitempty"` // indices promoted to the next rung, best first
 	Seconds    float64   `json:"seconds"`            // wall-clock of the rung
-	Archs      [][]int   `json:"archs,omitempty"`    // the candidates' widths, same order
+	// Late marks a rung that ended after the deadline: it does not count for the answer
+	// (unless nothing else finished).
+	Late  bool    `json:"late,omitempty"`
+	Archs [][]int `json:"archs,omitempty"` // the candidates' widths, same order
 }
 
 // Result is the ladder and its answer.
@@ -56,12 +59,13 @@ type Result struct {
 	// Planned are the rung sizes and epochs of the plan the run started with.
 	PlannedSizes  []int `json:"planned_sizes"`
 	PlannedEpochs []int `json:"planned_epochs"`
-	// Best is the candidate with the lowest validation loss in the highest finished rung
-	// (-1: none); BestRung that rung's position in Rungs.
+	// Best is the candidate with the lowest validation loss in the highest rung that
+	// finished by the deadline (a probe only when nothing else did; -1: none); BestRung is
+	// that rung's position in Rungs.
 	Best     int     `json:"best"`
 	BestRung int     `json:"best_rung"`
 	BestLoss float64 `json:"best_loss"`
-	// Complete is true when the last rung, with the full recipe, finished.
+	// Complete is true when the last rung, with the full recipe, finished in time.
 	Complete bool `json:"complete"`
 	// Stopped says why the run ended before the last rung ("" when complete).
 	Stopped string `json:"stopped,omitempty"`
@@ -205,15 +209,26 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 			r.Archs = append(r.Archs, slices.Clone(c.Candidates[i]))
 		}
 		r.Seconds += sec
+		r.Late = r.Late || (!c.Deadline.IsZero() && c.Now().After(c.Deadline))
 		return nil
 	}
 	finish := func(stopped string) (*Result, error) {
+		if k := len(res.Rungs) - 1; stopped == "" && k >= 0 && res.Rungs[k].Late {
+			stopped = "the last rung ended after the deadline"
+		}
 		res.Stopped = stopped
 		res.Complete = stopped == ""
 		res.SecondsPerEpoch = perUnit()
+		counted := func(r Rung) bool { return !r.Probe && !r.Late }
+		if !slices.ContainsFunc(res.Rungs, counted) {
+			counted = func(r Rung) bool { return !r.Late }
+			if !slices.ContainsFunc(res.Rungs, counted) {
+				counted = func(Rung) bool { return true }
+			}
+		}
 		for i := len(res.Rungs) - 1; i >= 0; i-- {
 			r := res.Rungs[i]
-			if r.Probe && i > 0 {
+			if !counted(r) {
 				continue
 			}
 			o := order(r.Candidates, r.Losses)

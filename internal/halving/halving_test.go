@@ -307,3 +307,21 @@ func TestErrors(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+func TestLateRungDoesNotCount(t *testing.T) {
+	// Plan 3 at 9 epochs then 1 at 27 (TestDeadlineCutOff's), at 1 s per epoch until the
+	// final rung, which takes 3 s per epoch and ends at 109 s, after the 60 s deadline:
+	// it is late, and the answer is the best of rung 1.
+	start := time.Unix(0, 0)
+	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 3}[c] }, loss: loss5}
+	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(60 * time.Second), Now: f.clock}, f.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rungs) != 3 || !res.Rungs[2].Late || res.Rungs[1].Late || !res.Rungs[2].Final {
+		t.Fatalf("rungs %+v", res.Rungs)
+	}
+	if res.Complete || res.Best != 2 || res.BestRung != 1 {
+		t.Errorf("complete %v (%q), answer %d at rung %d", res.Complete, res.Stopped, res.Best, res.BestRung)
+	}
+}
