@@ -16,6 +16,7 @@ import (
 
 	"github.com/tabnas/tabnas/infra/bus"
 	"github.com/tabnas/tabnas/infra/objstore"
+	"github.com/tabnas/tabnas/internal/halving"
 	"github.com/tabnas/tabnas/internal/nn"
 	"github.com/tabnas/tabnas/internal/policy"
 	"github.com/tabnas/tabnas/internal/search"
@@ -35,6 +36,9 @@ type Config struct {
 	ResumeRun string
 	// OnStep sees every step record (progress display).
 	OnStep func(search.Record, *search.Engine)
+	// Workers is how many stand-alone trainings run at once (the evaluators), for the
+	// finish's time planning (default 1).
+	Workers int
 	// StopAfter, when > 0, makes Run return ErrStopped after that many steps in this
 	// incarnation without a final checkpoint, as a crash would (tests).
 	StopAfter int64
@@ -55,7 +59,19 @@ type Outcome struct {
 	Search    float64                `json:"search_seconds"`  // search steps, this incarnation
 	Retrain   float64                `json:"retrain_seconds"` // final stand-alone retraining
 	Spec      *schemas.RunSpec       `json:"-"`
+	// StepsRun is the number of search steps (fewer than the spec's when the time
+	// budget's search share ended the search).
+	StepsRun int64 `json:"steps_run"`
+	// Applied and Skipped count the RL updates (skipped: no feasible Monte Carlo sample).
+	Applied int64              `json:"applied_updates"`
+	Skipped int64              `json:"skipped_updates"`
+	Pool    []search.PoolEntry `json:"pool,omitempty"`
+	Ladder  *halving.Result    `json:"ladder,omitempty"`
+	Proxy   *ProxyCheck        `json:"proxy,omitempty"`
 }
+
+// errSearchTime ends the search steps when their share of the time budget is spent.
+var errSearchTime = errors.New("search share of the time budget spent")
 
 // CheckpointKey is where the latest checkpoint of a run lives in the store.
 func CheckpointKey(run string) string { return "runs/" + run + "/checkpoint.json" }
@@ -139,6 +155,13 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	}
 	status(schemas.StateRunning, "")
 	lastStatus := time.Now()
+	fin := spec.Finish.Defaults()
+	var deadline, searchEnd time.Time
+	if fin.MaxSeconds > 0 {
+		// A resumed run gets the whole budget again: the clock is this incarnation's.
+		deadline = start.Add(time.Duration(fin.MaxSeconds * float64(time.Second)))
+		searchEnd = start.Add(time.Duration(fin.SearchShare * fin.MaxSeconds * float64(time.Second)))
+	}
 	begin := eng.Step
 	err = eng.Run(ctx, func(r search.Record) error {
 		if cfg.OnStep != nil {
@@ -159,8 +182,15 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		if cfg.StopAfter > 0 && eng.Step-begin >= cfg.StopAfter {
 			return ErrStopped
 		}
+		if !searchEnd.IsZero() && time.Now().After(searchEnd) && !eng.Done() {
+			log.Info("time budget: ending the search steps", "step", eng.Step, "of", spec.Search.Steps)
+			return errSearchTime
+		}
 		return nil
 	})
+	if errors.Is(err, errSearchTime) {
+		err = nil
+	}
 	if errors.Is(err, ErrStopped) {
 		return nil, err
 	}
@@ -178,12 +208,14 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	}
 	searched := time.Since(start).Seconds()
 	status(schemas.StateRetraining, "")
-	trials, err := retrain(ctx, rb, sel, spec.Trial)
+	fd, err := finish(ctx, log, rb, eng, sel, spec, deadline, cfg.Workers)
 	if err != nil {
 		status(schemas.StateFailed, err.Error())
 		return nil, err
 	}
-	out := &Outcome{Run: spec.Run, Selection: sel, Trials: trials, History: eng.Hist, Spec: spec}
+	trials := fd.trials
+	out := &Outcome{Run: spec.Run, Selection: sel, Trials: trials, History: eng.Hist, Spec: spec, StepsRun: eng.Step,
+		Applied: eng.Applied, Skipped: eng.Skipped, Pool: fd.pool, Ladder: fd.ladder, Proxy: fd.proxy}
 	for i := range trials {
 		if out.Best == nil || trials[i].ValLoss < out.Best.ValLoss {
 			out.Best = &trials[i]

@@ -143,12 +143,7 @@ func ReportInput(out *coordinator.Outcome, data string) report.Input {
 		tr := report.Trial{Arch: t.Arch, Params: t.Params, ValLoss: t.ValLoss, TestLoss: t.TestLoss, MetricName: t.Metric, Metric: t.TestMetric, Epochs: t.Epochs, Seconds: t.Seconds}
 		in.Trials = append(in.Trials, tr)
 		if out.Best != nil && t.Arch == out.Best.Arch {
-			res := report.Result{Trial: tr}
-			for _, c := range out.Selection.Candidates {
-				if c.Arch == t.Arch {
-					res.Feasible = c.Feasible
-				}
-			}
+			res := report.Result{Trial: tr, Feasible: out.Feasible(t.Arch)}
 			in.Result = &res
 		}
 	}

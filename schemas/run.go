@@ -74,7 +74,80 @@ type RunSpec struct {
 	Search          search.Config `json:"search"`
 	CheckpointEvery int           `json:"checkpoint_every"`
 	Trial           Trial         `json:"trial"` // the final stand-alone retraining
+	Finish          Finish        `json:"finish"`
 	Created         time.Time     `json:"created"`
+}
+
+// Finish modes.
+const (
+	// FinishHalving runs successive halving over a pool of feasible candidates: the
+	// policy's (pre-ranked by the shared-weight proxy) and uniform draws from V.
+	FinishHalving = "halving"
+	// FinishTopK retrains the top-k feasible architectures by p with the full recipe.
+	FinishTopK = "topk"
+)
+
+// Finish is how the final stage turns the search into one stand-alone trained answer.
+type Finish struct {
+	Mode       string  `json:"mode,omitempty" yaml:"mode"`             // FinishHalving (default) or FinishTopK
+	Candidates int     `json:"candidates,omitempty" yaml:"candidates"` // pool size without a time budget (default 9)
+	Uniform    float64 `json:"uniform,omitempty" yaml:"uniform"`       // share of the pool drawn uniformly from V (default 1/3)
+	Eta        int     `json:"eta,omitempty" yaml:"eta"`               // halving ratio (default 3)
+	MinEpochs  int     `json:"min_epochs,omitempty" yaml:"min_epochs"` // epochs of the lowest rung (default 1)
+	// CheckProxy trains this many architectures stand-alone with the full recipe (half the
+	// policy's most probable, half uniform from V) to measure the proxy's rank correlation;
+	// they also compete for the answer.
+	CheckProxy int `json:"check_proxy,omitempty" yaml:"check_proxy"`
+	// MaxSeconds is the whole run's wall-clock budget (0: none); SearchShare of it (default
+	// 0.3) may go to search steps, the rest to the finish.
+	MaxSeconds  float64 `json:"max_seconds,omitempty" yaml:"max_seconds"`
+	SearchShare float64 `json:"search_share,omitempty" yaml:"search_share"`
+}
+
+// Defaults fills unset fields.
+func (f Finish) Defaults() Finish {
+	if f.Mode == "" {
+		f.Mode = FinishHalving
+	}
+	if f.Candidates == 0 {
+		f.Candidates = 9
+	}
+	if f.Uniform == 0 {
+		f.Uniform = 1.0 / 3
+	}
+	if f.Eta == 0 {
+		f.Eta = 3
+	}
+	if f.MinEpochs == 0 {
+		f.MinEpochs = 1
+	}
+	if f.SearchShare == 0 {
+		f.SearchShare = 0.3
+	}
+	return f
+}
+
+// Validate names the bad field.
+func (f Finish) Validate() error {
+	switch {
+	case f.Mode != "" && f.Mode != FinishHalving && f.Mode != FinishTopK:
+		return fmt.Errorf("finish.mode %q: want halving or topk", f.Mode)
+	case f.Candidates < 0:
+		return fmt.Errorf("finish.candidates %d is negative", f.Candidates)
+	case f.Uniform < 0 || f.Uniform > 1 || math.IsNaN(f.Uniform):
+		return fmt.Errorf("finish.uniform %g must be in [0, 1]", f.Uniform)
+	case f.Eta != 0 && f.Eta < 2:
+		return fmt.Errorf("finish.eta %d must be at least 2", f.Eta)
+	case f.MinEpochs < 0:
+		return fmt.Errorf("finish.min_epochs %d is negative", f.MinEpochs)
+	case f.CheckProxy < 0 || f.CheckProxy == 1:
+		return fmt.Errorf("finish.check_proxy %d: want 0 or at least 2 architectures", f.CheckProxy)
+	case f.MaxSeconds < 0 || math.IsNaN(f.MaxSeconds) || math.IsInf(f.MaxSeconds, 0):
+		return fmt.Errorf("finish.max_seconds %g must be a non-negative number", f.MaxSeconds)
+	case f.SearchShare < 0 || f.SearchShare >= 1 || math.IsNaN(f.SearchShare):
+		return fmt.Errorf("finish.search_share %g must be in [0, 1)", f.SearchShare)
+	}
+	return nil
 }
 
 // Validate implements Message.
@@ -126,6 +199,9 @@ func (r *RunSpec) Validate() error {
 	}
 	if err := r.Search.Validate(); err != nil {
 		return fmt.Errorf("search: %w", err)
+	}
+	if err := r.Finish.Validate(); err != nil {
+		return err
 	}
 	if r.CheckpointEvery < 1 {
 		return fmt.Errorf("checkpoint_every %d must be ≥ 1", r.CheckpointEvery)

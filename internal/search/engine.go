@@ -517,3 +517,131 @@ func (e *Engine) Select(ctx context.Context) (Selection, error) {
 	}
 	return sel, nil
 }
+
+// Pool sources.
+const (
+	FromTop     = "top"     // argmax over V of p, the method's own answer
+	FromPolicy  = "policy"  // drawn from p(·|V), kept by the proxy score
+	FromUniform = "uniform" // drawn uniformly from V
+)
+
+// PoolEntry is one candidate of the finish, with where it came from and its proxy score
+// (the shared-weight validation loss on the reward's rows; NaN when not scored).
+type PoolEntry struct {
+	Candidate
+	Source string  `json:"source"`
+	Proxy  float64 `json:"proxy"`
+}
+
+// Pool returns up to n distinct feasible candidates for the final stage, in the order to
+// consider them: the most probable feasible architecture first, then alternately the
+// best by proxy score of 3× as many draws from p(·|V) and uniform draws from V
+// (a share uniform of n). The uniform part keeps the finish honest when the proxy ranks
+// poorly; the proxy part is where the search earns its cost.
+func (e *Engine) Pool(ctx context.Context, n int, uniform float64) ([]PoolEntry, error) {
+	if n < 1 {
+		return nil, nil
+	}
+	probs := e.Ctrl.Policy.Probs()
+	mk := func(a space.Arch, src string) PoolEntry {
+		w := e.Space.ArchWidths(a)
+		return PoolEntry{Candidate: Candidate{Arch: space.FormatWidths(w), Widths: w, Params: e.Space.Params(a),
+			Prob: math.Exp(policy.LogProb(probs, a)), Feasible: true}, Source: src, Proxy: math.NaN()}
+	}
+	seen := map[string]bool{}
+	feasible := func(a space.Arch) (bool, error) { return e.est.Feasible(ctx, a) }
+	// draw collects up to k new distinct feasible architectures from probs.
+	draw := func(pr [][]float64, k int, purpose string) ([]space.Arch, error) {
+		rng := policy.Stream(e.Cfg.Seed, purpose, e.Step)
+		var out []space.Arch
+		for tries := 0; len(out) < k && tries < 200*k+1000; tries++ {
+			a := policy.Sample(pr, rng, nil)
+			key := e.Space.Format(a)
+			if seen[key] {
+				continue
+			}
+			ok, err := feasible(a)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				seen[key] = true
+				out = append(out, a)
+			}
+		}
+		return out, nil
+	}
+	top, err := policy.TopKFeasible(e.Space, probs, e.Cons, 1, policy.Stream(e.Cfg.Seed, "select", e.Step))
+	if err != nil {
+		return nil, err
+	}
+	var first []PoolEntry
+	if len(top.Archs) > 0 && e.Ctrl.Cfg.Rejects() {
+		a := top.Archs[0].Arch
+		seen[e.Space.Format(a)] = true
+		first = append(first, mk(a, FromTop))
+	}
+	nu := int(math.Round(float64(n) * uniform))
+	np := max(n-nu-len(first), 0)
+	drawn, err := draw(probs, 3*np, "pool")
+	if err != nil {
+		return nil, err
+	}
+	pol := make([]PoolEntry, len(drawn))
+	for i, a := range drawn {
+		pol[i] = mk(a, FromPolicy)
+		w := e.Space.ArchWidths(a)
+		if pol[i].Proxy, err = e.backend.ValLoss(ctx, e.Step, nn.Arch(w)); err != nil {
+			return nil, fmt.Errorf("proxy score of %s: %w", pol[i].Arch, err)
+		}
+	}
+	slices.SortStableFunc(pol, func(a, b PoolEntry) int { return cmpNaN(a.Proxy, b.Proxy) })
+	for _, p := range pol[min(np, len(pol)):] {
+		delete(seen, p.Arch) // not kept: a uniform draw may take it
+	}
+	pol = pol[:min(np, len(pol))]
+	un, err := draw(policy.NewPolicy(e.Space).Probs(), n-len(first)-len(pol), "pool-uniform")
+	if err != nil {
+		return nil, err
+	}
+	out := first
+	for i := 0; i < max(len(pol), len(un)); i++ {
+		if i < len(pol) {
+			out = append(out, pol[i])
+		}
+		if i < len(un) {
+			out = append(out, mk(un[i], FromUniform))
+		}
+	}
+	if len(first) > 0 {
+		w := first[0].Widths
+		if out[0].Proxy, err = e.backend.ValLoss(ctx, e.Step, nn.Arch(w)); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no feasible architecture found under %s", ErrInfeasibleBudget, e.Cons)
+	}
+	return out, nil
+}
+
+// ProxyScore is the shared-weight validation loss of widths on the reward's rows.
+func (e *Engine) ProxyScore(ctx context.Context, widths []int) (float64, error) {
+	return e.backend.ValLoss(ctx, e.Step, nn.Arch(widths))
+}
+
+func cmpNaN(a, b float64) int {
+	switch {
+	case math.IsNaN(a) && math.IsNaN(b):
+		return 0
+	case math.IsNaN(a):
+		return 1
+	case math.IsNaN(b):
+		return -1
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
