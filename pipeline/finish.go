@@ -139,6 +139,12 @@ func ReportInput(out *coordinator.Outcome, data string) report.Input {
 	if c := spec.Constraints; c.MaxTrainStepMs > 0 {
 		in.Constraints = append(in.Constraints, report.Constraint{Name: "train_step_ms", Limit: c.MaxTrainStepMs, Text: fmt.Sprintf("train_step_ms ≤ %g", c.MaxTrainStepMs)})
 	}
+	if pc := out.Proxy; pc != nil {
+		in.Proxy = &report.Proxy{KendallTau: pc.KendallTau, Spearman: pc.Spearman, RungTau: pc.RungTau, Trusted: pc.Trusted, Note: pc.Note}
+		for _, p := range pc.Points {
+			in.Proxy.Points = append(in.Proxy.Points, report.ProxyPoint{Arch: p.Arch, Source: p.Source, Proxy: p.Proxy, Standalone: p.Standalone})
+		}
+	}
 	for _, t := range out.Trials {
 		tr := report.Trial{Arch: t.Arch, Params: t.Params, ValLoss: t.ValLoss, TestLoss: t.TestLoss, MetricName: t.Metric, Metric: t.TestMetric, Epochs: t.Epochs, Seconds: t.Seconds}
 		in.Trials = append(in.Trials, tr)

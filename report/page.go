@@ -51,6 +51,8 @@ type page struct {
 	ProbMissing bool
 	PV          template.HTML
 	Scatter     template.HTML
+	ProxyChart  template.HTML
+	ProxyText   string
 	Window      int
 	PVNote      string
 }
@@ -179,6 +181,14 @@ func build(in Input) page {
 	pg.Heatmaps, pg.ProbTop, pg.ProbMissing = heatmaps(in)
 	pg.PV = feasibilityChart(in)
 	pg.Scatter = scatterChart(in)
+	pg.ProxyChart = proxyChart(in)
+	if pr := in.Proxy; pr != nil {
+		pg.ProxyText = fmt.Sprintf("Rank correlation of the shared-weight score with stand-alone training: Kendall τ %s, Spearman ρ %s over the checked architectures; τ %s over the finish's first rung.",
+			fmtTau(pr.KendallTau), fmtTau(pr.Spearman), fmtTau(pr.RungTau))
+		if pr.Note != "" {
+			pg.ProxyText += " " + pr.Note + "."
+		}
+	}
 	if !in.estimatesPV() {
 		pg.PVNote = "Method " + in.Method + " does not estimate P(V); only the acceptance rate is drawn."
 	}
@@ -301,6 +311,8 @@ svg text{font-family:"DejaVu Sans",system-ui,sans-serif;fill:#333}
 .budgetlabel{font-size:11px;fill:#d62728}
 .pair{stroke:#bbb;stroke-width:1}
 .trial-val{fill:#1f77b4}
+.proxy-top{fill:#d62728}
+.proxy-uniform{fill:#7f7f7f}
 .trial-test{fill:#fff;stroke:#ff7f0e;stroke-width:1.5}
 .chosen-ring{fill:none;stroke:#2ca02c;stroke-width:2}
 .pointlabel{font-size:11px;fill:#222}
@@ -340,6 +352,10 @@ svg text{font-family:"DejaVu Sans",system-ui,sans-serif;fill:#333}
 {{else}}<p class="caption">No candidate was retrained.</p>
 {{end}}
 
+{{if .ProxyText}}<h2 id="proxy">Proxy check</h2>
+<p class="caption">{{.ProxyText}}</p>
+{{with .ProxyChart}}<figure>{{.}}</figure>{{end}}
+{{end}}
 <h2 id="selection">Top-k candidates of the search</h2>
 {{if .Candidates}}<table class="candidates">
 <tr><th class="num">#</th><th>arch</th><th class="num">params</th><th class="num">of budget</th><th class="num">p(y)</th><th>feasible</th></tr>

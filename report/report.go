@@ -37,6 +37,7 @@ type Input struct {
 	Selection   []search.Candidate `json:"selection,omitempty"` // top-k by probability
 	Trials      []Trial            `json:"trials,omitempty"`    // stand-alone retraining of the selection
 	Result      *Result            `json:"result,omitempty"`    // the chosen answer
+	Proxy       *Proxy             `json:"proxy,omitempty"`     // the proxy check, when run
 	Timings     []Timing           `json:"timings,omitempty"`   // phases, in display order
 	// Wall is the run's wall-clock time; when zero, the sum of Timings is shown.
 	Wall    time.Duration `json:"wall,omitempty"`
@@ -120,7 +121,7 @@ func ConfigKV(c search.Config) []KV {
 	}
 	if p.Corrects() {
 		kv = append(kv, KV{"correction", string(p.Correction)})
-		if p.Correction == policy.MC {
+		if p.Correction != policy.ExactCorr {
 			kv = append(kv, KV{"mc_samples", strconv.Itoa(p.Samples)})
 		}
 	}
@@ -129,6 +130,10 @@ func ConfigKV(c search.Config) []KV {
 	} else {
 		kv = append(kv, KV{"beta", fmt.Sprintf("%g", p.Beta)}, KV{"t0", fmt.Sprintf("%g", p.T0)})
 	}
+	if p.Entropy > 0 {
+		kv = append(kv, KV{"entropy", fmt.Sprintf("%g", p.Entropy)})
+	}
+	kv = append(kv, KV{"reward", c.Reward}, KV{"children", c.Children}, KV{"sandwich", c.Sandwich}, KV{"adam_counts", c.AdamCounts})
 	return append(kv, KV{"top_k", strconv.Itoa(c.TopK)})
 }
 

@@ -454,7 +454,7 @@ func TestConfigKV(t *testing.T) {
 	for _, e := range kv {
 		m[e.Key] = e.Value
 	}
-	for k, want := range map[string]string{"method": "tabnas", "steps": "100", "warmup": "0.25 (25 steps)", "correction": "mc", "mc_samples": "5", "top_k": "3"} {
+	for k, want := range map[string]string{"method": "tabnas", "steps": "100", "warmup": "0.25 (25 steps)", "correction": "auto", "mc_samples": "256", "top_k": "3", "reward": "fixed", "children": "feasible"} {
 		if m[k] != want {
 			t.Errorf("%s = %q, want %q", k, m[k], want)
 		}
@@ -464,5 +464,27 @@ func TestConfigKV(t *testing.T) {
 func TestWriteNilWriter(t *testing.T) {
 	if err := Write(nil, Input{}); err == nil {
 		t.Fatal("no error for a nil writer")
+	}
+}
+
+// The proxy check is drawn as a scatter of proxy against stand-alone loss, one circle per
+// checked architecture, with its τ and the note; a run without it has no such section.
+func TestReportProxyCheck(t *testing.T) {
+	in := synthetic(40, 10)
+	if doc := parse(t, render(t, in)); len(find(doc, "svg", "chart-proxy")) != 0 {
+		t.Fatal("proxy chart drawn without a proxy check")
+	}
+	in.Proxy = &Proxy{KendallTau: 0.5, Spearman: 0.6, RungTau: 0.1, Note: "the shared-weight score ranked architectures poorly here",
+		Points: []ProxyPoint{{"8-8-8", "uniform", 0.7, 0.5}, {"64-64-64", "top", 0.6, 0.45}, {"32-32-32", "top", 0.65, 0.47}}}
+	page := render(t, in)
+	doc := parse(t, page)
+	svg := one(t, doc, "svg", "chart-proxy")
+	if n := len(find(svg, "circle", "proxy-top")) + len(find(svg, "circle", "proxy-uniform")); n != 3+2 { // 3 points + 2 legend dots
+		t.Errorf("%d proxy circles, want 5 (3 points, 2 legend)", n)
+	}
+	for _, want := range []string{"Kendall τ 0.50", "Spearman ρ 0.60", "ranked architectures poorly"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }
