@@ -145,8 +145,6 @@ func main() {
 		sa[i] = r.ValLoss
 	}
 
-	valShard := []search.Shard{{X: val.X, Y: val.Y, Rows: val.Rows()}}
-	trainShard := []search.Shard{{X: train.X, Y: train.Y, Rows: train.Rows()}}
 	fmt.Printf("dataset %s  budget %d  archs %d  steps %d  stand-alone val loss range %.4f–%.4f\n", name, *budget, len(archs), *steps, slices.Min(sa), slices.Max(sa))
 	fmt.Printf("%-24s %5s %8s %8s %8s %8s %8s %8s\n", "setting", "seed", "tau_full", "rho_full", "tau_rew", "top1p", "skipped", "secs")
 	for _, st := range settings {
@@ -158,33 +156,11 @@ func main() {
 			cfg := search.Config{Steps: *steps, Seed: uint64(seed), ValBatch: *valBatch}
 			st.Cfg(&cfg)
 			cfg = cfg.Defaults()
-			net, err := nn.NewSuperNet(s.In, s.MaxWidths(), task, policy.Stream(cfg.Seed, "init", 0))
+			m, err := measure(ctx, s, cons, task, train, val, archs, sa, cfg)
 			if err != nil {
 				log.Fatal(err)
 			}
-			b, err := search.NewLocal(net, trainShard, valShard, cfg)
-			if err != nil {
-				log.Fatal(err)
-			}
-			eng, err := search.New(cfg, s, cons, net, b, &search.LocalEstimator{Space: s, Cons: cons, Cfg: cfg.Policy, Seed: cfg.Seed})
-			if err != nil {
-				log.Fatal(err)
-			}
-			start := time.Now()
-			if err := eng.Run(ctx, nil); err != nil {
-				log.Fatal(err)
-			}
-			secs := time.Since(start).Seconds()
-			full, rew := make([]float64, len(archs)), make([]float64, len(archs))
-			w := search.NewWorker(net, val.Rows())
-			for i, a := range archs {
-				child := nn.Arch(s.ArchWidths(a))
-				full[i] = w.Loss(net, valShard[0], cfg.Seed, 0, 0, val.Rows(), child) / float64(val.Rows())
-				rew[i], _ = b.ValLoss(ctx, int64(cfg.Steps), child)
-			}
-			tf, _ := rank.KendallTau(full, sa)
-			rf, _ := rank.Spearman(full, sa)
-			tr, _ := rank.KendallTau(rew, sa)
+			eng, secs, tf, rf, tr := m.eng, m.secs, m.tauFull, m.rhoFull, m.tauRew
 			top := 1.0
 			for _, p := range eng.Ctrl.Policy.Probs() {
 				top *= slices.Max(p)
@@ -194,6 +170,49 @@ func main() {
 		}
 		fmt.Printf("%-24s  mean τ %.3f ± %.3f\n", st.Name, mean(taus), sd(taus))
 	}
+}
+
+type measured struct {
+	eng                      *search.Engine
+	secs                     float64
+	tauFull, rhoFull, tauRew float64
+}
+
+// measure runs the in-process search with cfg and correlates the SuperNet validation loss
+// of archs (on the whole split, and on the reward's rows) with their stand-alone losses sa.
+func measure(ctx context.Context, s *space.Space, cons space.Constraints, task nn.Task, train, val nn.Data, archs []space.Arch, sa []float64, cfg search.Config) (measured, error) {
+	var m measured
+	net, err := nn.NewSuperNet(s.In, s.MaxWidths(), task, policy.Stream(cfg.Seed, "init", 0))
+	if err != nil {
+		return m, err
+	}
+	valShard := []search.Shard{{X: val.X, Y: val.Y, Rows: val.Rows()}}
+	trainShard := []search.Shard{{X: train.X, Y: train.Y, Rows: train.Rows()}}
+	b, err := search.NewLocal(net, trainShard, valShard, cfg)
+	if err != nil {
+		return m, err
+	}
+	if m.eng, err = search.New(cfg, s, cons, net, b, &search.LocalEstimator{Space: s, Cons: cons, Cfg: cfg.Policy, Seed: cfg.Seed}); err != nil {
+		return m, err
+	}
+	start := time.Now()
+	if err := m.eng.Run(ctx, nil); err != nil {
+		return m, err
+	}
+	m.secs = time.Since(start).Seconds()
+	full, rew := make([]float64, len(archs)), make([]float64, len(archs))
+	w := search.NewWorker(net, val.Rows())
+	for i, a := range archs {
+		child := nn.Arch(s.ArchWidths(a))
+		full[i] = w.Loss(net, valShard[0], cfg.Seed, 0, 0, val.Rows(), child) / float64(val.Rows())
+		if rew[i], err = b.ValLoss(ctx, int64(cfg.Steps), child); err != nil {
+			return m, err
+		}
+	}
+	m.tauFull, _ = rank.KendallTau(full, sa)
+	m.rhoFull, _ = rank.Spearman(full, sa)
+	m.tauRew, _ = rank.KendallTau(rew, sa)
+	return m, nil
 }
 
 func taskOf(m *schemas.Manifest) nn.Task {

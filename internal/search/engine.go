@@ -89,7 +89,7 @@ func (c Config) Defaults() Config {
 		c.Children = ChildrenFeasible
 	}
 	if c.Sandwich == "" {
-		c.Sandwich = Off
+		c.Sandwich = Off // measured: it helps on Higgs and hurts on Connect-4 and adult (EXPERIMENTS.md)
 	}
 	if c.AdamCounts == "" {
 		c.AdamCounts = CountsWeight
