@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tabnas/tabnas/infra/bus"
 	"github.com/tabnas/tabnas/internal/nn"
 	"github.com/tabnas/tabnas/internal/policy"
@@ -26,7 +25,7 @@ type collector struct {
 	mu      sync.Mutex
 	got     map[string]*schemas.Result
 	changed chan struct{}
-	cc      jetstream.ConsumeContext
+	stop    func()
 	stats   Stats
 }
 
@@ -42,18 +41,10 @@ type Stats struct {
 
 func newCollector(ctx context.Context, b *bus.Bus, run string, attempt int64) (*collector, error) {
 	c := &collector{b: b, run: run, attempt: attempt, got: map[string]*schemas.Result{}, changed: make(chan struct{})}
-	// An ordered consumer from "now": results of earlier attempts are not wanted, and it
-	// exists before the first work item is published, so no wanted result can be missed.
-	cons, err := b.JS.OrderedConsumer(ctx, b.Res.Names.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{b.ResultSubject(run)},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("results consumer for run %s: %w", run, err)
-	}
-	c.cc, err = cons.Consume(c.handle)
-	if err != nil {
-		return nil, fmt.Errorf("consuming results of run %s: %w", run, err)
+	// Subscribed before the first work item is published, so no wanted result can be missed.
+	var err error
+	if c.stop, err = b.Results.Subscribe(ctx, run, c.handle); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -65,14 +56,13 @@ func (c *collector) count(in, out int64) {
 	c.mu.Unlock()
 }
 
-func (c *collector) handle(m jetstream.Msg) {
-	r, err := schemas.Decode[schemas.Result](m.Data())
+func (c *collector) handle(r *schemas.Result, size int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.stats.BytesIn += int64(len(m.Data()))
+	c.stats.BytesIn += int64(size)
 	if err != nil {
 		c.stats.Rejected++
-		c.b.Log.Warn("rejected result message", "subject", m.Subject(), "reason", err)
+		c.b.Log.Warn("rejected result message", "run", c.run, "reason", err)
 		return
 	}
 	if r.Run != c.run || r.Attempt != c.attempt {
@@ -130,8 +120,8 @@ func (c *collector) await(ctx context.Context, keys []string, what string) ([]*s
 }
 
 func (c *collector) close() {
-	if c.cc != nil {
-		c.cc.Stop()
+	if c.stop != nil {
+		c.stop()
 	}
 }
 
@@ -145,32 +135,32 @@ type remote struct {
 	acc     []float32
 	part    []float32
 	slice   []float32
+	// version is the SuperNet version the coordinator's weights are at: the last one
+	// committed or snapshotted. Work is computed at it.
+	version int64
+	// seq numbers this incarnation's requests: an item's identity, whatever its step key.
+	seq int64
 }
 
-func (r *remote) publishWork(ctx context.Context, kind string, step, version int64, child nn.Arch, plan []int, scale float32) ([]string, error) {
+func (r *remote) nextSeq() int64 {
+	r.seq++
+	return r.seq
+}
+
+func (r *remote) publishWork(ctx context.Context, kind string, step int64, child nn.Arch, plan []int, scale float32) ([]string, error) {
 	var keys []string
 	var items []*schemas.WorkItem
+	seq := r.nextSeq()
 	for s, n := range plan {
 		if n == 0 {
 			continue
 		}
-		items = append(items, &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, r.spec.Run), Attempt: r.attempt, Step: step,
-			Shard: s, Kind: kind, Version: version, Arch: []int(child), Rows: n, Scale: scale})
-		res := schemas.Result{Step: step, Kind: kind, Shard: s, Arch: []int(child)}
+		items = append(items, &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, r.spec.Run), Attempt: r.attempt, Seq: seq, Step: step,
+			Shard: s, Kind: kind, Version: r.version, Arch: []int(child), Rows: n, Scale: scale})
+		res := schemas.Result{Seq: seq, Step: step, Kind: kind, Shard: s, Arch: []int(child)}
 		keys = append(keys, res.Key())
 	}
-	// Published concurrently: the acks' round trips overlap instead of adding up.
-	errs := make(chan error, len(items))
-	for _, w := range items {
-		go func() { errs <- r.b.Publish(ctx, r.b.WorkSubject(r.spec.Run, kind), w, w.ID()) }()
-	}
-	var first error
-	for range items {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return keys, first
+	return keys, r.b.Work.Publish(ctx, items...)
 }
 
 // Gradient implements search.Backend: shard results are summed in shard order.
@@ -180,7 +170,7 @@ func (r *remote) Gradient(ctx context.Context, step int64, child nn.Arch, g *nn.
 	for _, n := range plan {
 		total += n
 	}
-	keys, err := r.publishWork(ctx, schemas.KindTrain, step, step, child, plan, 1/float32(total))
+	keys, err := r.publishWork(ctx, schemas.KindTrain, step, child, plan, 1/float32(total))
 	if err != nil {
 		return 0, err
 	}
@@ -196,12 +186,11 @@ func (r *remote) Gradient(ctx context.Context, step int64, child nn.Arch, g *nn.
 		if x.GradLen != size {
 			return 0, fmt.Errorf("step %d shard %d: gradient of %d floats, child %s needs %d", step, x.Shard, x.GradLen, space.FormatWidths(child), size)
 		}
-		if r.part, err = r.b.GetFloats(ctx, x.Grad, x.GradBlob, x.GradLen, r.part); err != nil {
+		if r.part, err = r.b.Results.Grad(ctx, x, r.part); err != nil {
 			return 0, err
 		}
-		if x.GradBlob != "" {
+		if x.GradBlob != "" && r.b.Kind != "memory" {
 			r.col.count(int64(4*x.GradLen), 0) // the message counted only its header
-			r.b.DeleteBlob(ctx, x.GradBlob)
 		}
 		search.AddInto(r.acc, r.part)
 		loss += x.LossSum
@@ -216,32 +205,30 @@ func (r *remote) Committed(ctx context.Context, version int64, child nn.Arch) er
 	r.slice = search.Grow(r.slice, size)
 	r.net.PackSlice(child, r.slice)
 	msg := &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, r.spec.Run), Version: version, Arch: []int(child), Len: size}
-	var err error
-	name := fmt.Sprintf("%s/snet/%d", r.spec.Run, version)
-	if msg.Data, msg.Blob, err = r.b.PutFloats(ctx, name, r.slice); err != nil {
+	r.col.count(0, int64(4*size))
+	if err := r.b.Versions.Publish(ctx, msg, r.slice); err != nil {
 		return err
 	}
-	r.col.count(0, int64(4*size))
-	return r.b.Publish(ctx, r.b.SuperNetSubject(r.spec.Run, version), msg, fmt.Sprintf("%s.snet.%d", r.spec.Run, version))
+	r.version = version
+	return nil
 }
 
-// publishSnapshot stores every weight at version v (version 0 and each checkpoint), from
+// publishSnapshot stores every weight as version v (version 0 and each checkpoint), from
 // which an evaluator that is ahead of a resumed coordinator rebuilds its replica.
 func (r *remote) publishSnapshot(ctx context.Context, v int64) error {
 	msg := &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, r.spec.Run), Version: v, Snapshot: true, Len: len(r.net.Weights)}
-	name := fmt.Sprintf("%s/snap/%d", r.spec.Run, v)
-	data := schemas.Floats(r.net.Weights)
-	if _, err := r.b.Res.Blobs.PutBytes(ctx, name, data); err != nil {
-		return fmt.Errorf("storing snapshot %s: %w", name, err)
+	if err := r.b.Versions.Publish(ctx, msg, r.net.Weights); err != nil {
+		return fmt.Errorf("publishing snapshot %d of run %s: %w", v, r.spec.Run, err)
 	}
-	msg.Blob = name
-	return r.b.Publish(ctx, r.b.SnapshotSubject(r.spec.Run, v), msg, fmt.Sprintf("%s.snap.%d", r.spec.Run, v))
+	r.version = v
+	return nil
 }
 
-// ValLoss implements search.Backend.
+// ValLoss implements search.Backend. step is the key of the validation rows (a fixed
+// subset may use the same key at every step); the item's identity is its seq.
 func (r *remote) ValLoss(ctx context.Context, step int64, child nn.Arch) (float64, error) {
 	plan := search.Plan(r.spec.Search.ValBatch, r.spec.Dataset.ValRows)
-	keys, err := r.publishWork(ctx, schemas.KindScore, step, step+1, child, plan, 0)
+	keys, err := r.publishWork(ctx, schemas.KindScore, r.spec.Search.ValRowsStep(step), child, plan, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -279,8 +266,6 @@ func newEstimator(b *bus.Bus, run string, s *space.Space) *estimator {
 	return &estimator{b: b, run: run, space: s, feas: map[string]*schemas.FeasibleReply{}, pend: map[int64]chan estResult{}}
 }
 
-const requestTimeout = 30 * time.Second
-
 // Costs returns the sampler's verdict and costs for an architecture given by widths.
 func (e *estimator) costs(ctx context.Context, widths []int) (*schemas.FeasibleReply, error) {
 	key := space.FormatWidths(widths)
@@ -291,13 +276,9 @@ func (e *estimator) costs(ctx context.Context, widths []int) (*schemas.FeasibleR
 		return r, nil
 	}
 	req := &schemas.FeasibleRequest{Envelope: schemas.NewEnvelope(schemas.TypeFeasibleReq, e.run), Arch: widths}
-	data, err := e.b.Request(ctx, e.b.SamplerSubject(e.run, "feasible"), req, requestTimeout)
+	r, err := e.b.Sampler.Feasible(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	r, err = schemas.Decode[schemas.FeasibleReply](data)
-	if err != nil {
-		return nil, fmt.Errorf("sampler reply: %w", err)
 	}
 	if r.Error != "" {
 		return nil, fmt.Errorf("sampler: %s", r.Error)
@@ -313,13 +294,9 @@ func (e *estimator) costs(ctx context.Context, widths []int) (*schemas.FeasibleR
 
 func (e *estimator) request(ctx context.Context, step int64, probs [][]float64) estResult {
 	req := &schemas.EstimateRequest{Envelope: schemas.NewEnvelope(schemas.TypeEstimateReq, e.run), Step: step, Probs: probs}
-	data, err := e.b.Request(ctx, e.b.SamplerSubject(e.run, "estimate"), req, requestTimeout)
+	r, err := e.b.Sampler.Estimate(ctx, req)
 	if err != nil {
 		return estResult{err: err}
-	}
-	r, err := schemas.Decode[schemas.EstimateReply](data)
-	if err != nil {
-		return estResult{err: fmt.Errorf("sampler reply: %w", err)}
 	}
 	if r.Error != "" {
 		return estResult{err: fmt.Errorf("sampler: %s", r.Error)}
@@ -408,14 +385,16 @@ type trialRequest struct {
 // run (each round's items and results have their own keys).
 func (r *remote) trials(ctx context.Context, round int64, reqs []trialRequest) ([]schemas.TrialOutcome, error) {
 	var keys []string
+	var items []*schemas.WorkItem
+	seq := r.nextSeq()
 	for i, q := range reqs {
 		t := q.Trial
-		w := &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, r.spec.Run), Attempt: r.attempt, Step: round,
-			Shard: i, Kind: schemas.KindTrial, Version: 0, Arch: q.Arch, Trial: &t}
-		if err := r.b.Publish(ctx, r.b.WorkSubject(r.spec.Run, schemas.KindTrial), w, w.ID()); err != nil {
-			return nil, err
-		}
-		keys = append(keys, (&schemas.Result{Step: w.Step, Kind: schemas.KindTrial, Shard: i, Arch: q.Arch}).Key())
+		items = append(items, &schemas.WorkItem{Envelope: schemas.NewEnvelope(schemas.TypeWork, r.spec.Run), Attempt: r.attempt, Seq: seq, Step: round,
+			Shard: i, Kind: schemas.KindTrial, Version: 0, Arch: q.Arch, Trial: &t})
+		keys = append(keys, (&schemas.Result{Seq: seq, Step: round, Kind: schemas.KindTrial, Shard: i, Arch: q.Arch}).Key())
+	}
+	if err := r.b.Work.Publish(ctx, items...); err != nil {
+		return nil, err
 	}
 	res, err := r.col.await(ctx, keys, "stand-alone trainings")
 	if err != nil {

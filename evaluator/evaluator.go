@@ -1,5 +1,5 @@
 // Package evaluator is the stateless worker of the pipeline. It pulls work items from the
-// JetStream work queue, keeps a replica of each run's SuperNet at the version an item asks
+// bus's work queue, keeps a replica of each run's SuperNet at the version an item asks
 // for (applying published deltas, or rebuilding from a snapshot when a resumed coordinator
 // went back in time), computes gradients and losses on the item's shard from a bounded
 // shard cache, trains architectures stand-alone for the final stage, and publishes results.
@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tabnas/tabnas/dataset"
 	"github.com/tabnas/tabnas/infra/bus"
 	"github.com/tabnas/tabnas/infra/objstore"
@@ -78,12 +76,9 @@ func (e *Evaluator) CacheStats() dataset.CacheStats { return e.cache.Stats() }
 // Run pulls and processes items one at a time until ctx ends. One outstanding pull of
 // one item: an evaluator never holds work another idle evaluator could be doing.
 func (e *Evaluator) Run(ctx context.Context) error {
-	cons := e.cfg.Bus.Res.WorkConsumer
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		batch, err := cons.Fetch(1, jetstream.FetchContext(fctx))
+		d, err := e.cfg.Bus.Work.Next(ctx, 5*time.Second)
 		if err != nil {
-			cancel()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -94,12 +89,8 @@ func (e *Evaluator) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		for m := range batch.Messages() {
-			e.handle(ctx, m)
-		}
-		cancel()
-		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			e.log.Warn("pulling work", "err", err)
+		if d != nil {
+			e.handle(ctx, d)
 		}
 	}
 	return nil
@@ -114,33 +105,33 @@ func (e *Evaluator) count(f func(*Stats)) {
 // handle never lets a bad message stop the evaluator: invalid items are terminated with a
 // logged reason; deterministic failures are reported as error results; transient ones are
 // retried by redelivery.
-func (e *Evaluator) handle(ctx context.Context, m jetstream.Msg) {
-	w, err := schemas.Decode[schemas.WorkItem](m.Data())
+func (e *Evaluator) handle(ctx context.Context, m bus.Delivery) {
+	w, err := m.Item()
 	if err != nil {
 		e.count(func(s *Stats) { s.Rejected++ })
 		e.log.Warn("rejected work message", "subject", m.Subject(), "reason", err)
 		_ = m.Term()
 		return
 	}
-	res, err := e.process(ctx, m, w)
+	res, grad, err := e.process(ctx, m, w)
 	if err != nil {
 		var perm *permanentError
 		if !errors.As(err, &perm) {
 			if ctx.Err() == nil {
 				e.log.Warn("work item failed, will be redelivered", "item", w.ID(), "err", err)
-				_ = m.NakWithDelay(time.Second)
+				_ = m.Nak(time.Second)
 			}
 			return
 		}
 		e.count(func(s *Stats) { s.Failed++ })
 		e.log.Error("work item cannot be done", "item", w.ID(), "err", err)
-		res = e.result(w)
+		res, grad = e.result(w), nil
 		res.Error = err.Error()
 	}
-	if err := e.cfg.Bus.Publish(ctx, e.cfg.Bus.ResultSubject(w.Run), res, "r."+w.ID()); err != nil {
+	if err := e.cfg.Bus.Results.Publish(ctx, res, grad); err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("publishing result failed, will be redelivered", "item", w.ID(), "err", err)
-			_ = m.NakWithDelay(time.Second)
+			_ = m.Nak(time.Second)
 		}
 		return
 	}
@@ -161,20 +152,22 @@ func permanent(err error) error {
 }
 
 func (e *Evaluator) result(w *schemas.WorkItem) *schemas.Result {
-	return &schemas.Result{Envelope: schemas.NewEnvelope(schemas.TypeResult, w.Run), Attempt: w.Attempt, Step: w.Step,
+	return &schemas.Result{Envelope: schemas.NewEnvelope(schemas.TypeResult, w.Run), Attempt: w.Attempt, Seq: w.Seq, Step: w.Step,
 		Shard: w.Shard, Kind: w.Kind, Version: w.Version, Arch: w.Arch, Rows: w.Rows, Evaluator: e.cfg.Name}
 }
 
-func (e *Evaluator) process(ctx context.Context, m jetstream.Msg, w *schemas.WorkItem) (*schemas.Result, error) {
+// process computes an item's result and, for a train item, its gradient (the evaluator's
+// buffer: the bus copies it on publishing).
+func (e *Evaluator) process(ctx context.Context, m bus.Delivery, w *schemas.WorkItem) (*schemas.Result, []float32, error) {
 	rp, err := e.replicaFor(ctx, w.Run)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	child := nn.Arch(w.Arch)
 	if err := rp.net.CheckArch(child); err != nil {
-		return nil, permanent(fmt.Errorf("work item %s: %w", w.ID(), err))
+		return nil, nil, permanent(fmt.Errorf("work item %s: %w", w.ID(), err))
 	}
 	res := e.result(w)
 	switch w.Kind {
@@ -185,20 +178,20 @@ func (e *Evaluator) process(ctx context.Context, m jetstream.Msg, w *schemas.Wor
 		}
 		shards := rp.ds.Shards(split)
 		if w.Shard >= len(shards) || w.Shard >= len(rows) {
-			return nil, permanent(fmt.Errorf("work item %s: shard %d of %d %s shards", w.ID(), w.Shard, len(shards), split))
+			return nil, nil, permanent(fmt.Errorf("work item %s: shard %d of %d %s shards", w.ID(), w.Shard, len(shards), split))
 		}
 		sd, err := e.cache.Get(ctx, shards[w.Shard])
 		if err != nil {
-			return nil, permanent(err)
+			return nil, nil, permanent(err)
 		}
 		if err := rp.sync(ctx, e.cfg.Bus, w.Version); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sh := search.Shard{X: sd.X, Y: sd.Y, Rows: sd.Rows}
 		seed := rp.spec.Search.Seed
 		if w.Kind == schemas.KindScore {
 			res.LossSum = rp.worker.Loss(rp.net, sh, seed, w.Step, w.Shard, w.Rows, child)
-			return res, nil
+			return res, nil, nil
 		}
 		rp.grads.Zero(child)
 		res.LossSum = rp.worker.Gradient(rp.net, sh, seed, w.Step, w.Shard, w.Rows, w.Scale, child, rp.grads)
@@ -206,24 +199,21 @@ func (e *Evaluator) process(ctx context.Context, m jetstream.Msg, w *schemas.Wor
 		rp.buf = search.Grow(rp.buf, n)
 		rp.grads.PackSlice(child, rp.buf)
 		res.GradLen = n
-		if res.Grad, res.GradBlob, err = e.cfg.Bus.PutFloats(ctx, fmt.Sprintf("%s/grad/%d/%d/%d", w.Run, w.Attempt, w.Step, w.Shard), rp.buf); err != nil {
-			return nil, err
-		}
-		return res, nil
+		return res, rp.buf, nil
 	case schemas.KindTrial:
 		out, err := e.trial(ctx, m, rp, w)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		res.Trial = out
-		return res, nil
+		return res, nil, nil
 	}
-	return nil, permanent(fmt.Errorf("work item %s: unknown kind %q", w.ID(), w.Kind))
+	return nil, nil, permanent(fmt.Errorf("work item %s: unknown kind %q", w.ID(), w.Kind))
 }
 
 // trial trains one architecture stand-alone on the whole training split with early
 // stopping on validation, then measures it on the test split.
-func (e *Evaluator) trial(ctx context.Context, m jetstream.Msg, rp *replica, w *schemas.WorkItem) (*schemas.TrialOutcome, error) {
+func (e *Evaluator) trial(ctx context.Context, m bus.Delivery, rp *replica, w *schemas.WorkItem) (*schemas.TrialOutcome, error) {
 	// Keep the item ours while it trains: a trial can outlast the ack wait.
 	done := make(chan struct{})
 	defer close(done)
@@ -276,8 +266,9 @@ func (e *Evaluator) trial(ctx context.Context, m jetstream.Msg, rp *replica, w *
 		out.TestLoss = tm.Loss
 		_, out.TestMetric = metricOf(rp, tm)
 	}
-	out.WeightsBlob = fmt.Sprintf("%s/trial/%s", w.Run, out.Arch)
-	if _, err := e.cfg.Bus.Res.Blobs.PutBytes(ctx, out.WeightsBlob, schemas.Floats(model.Net.Weights)); err != nil {
+	// Named by round too: the same architecture may be trained in several rounds.
+	out.WeightsBlob = fmt.Sprintf("%s/trial/%d/%s", w.Run, w.Step, out.Arch)
+	if err := e.cfg.Bus.Blobs.PutBytes(ctx, out.WeightsBlob, schemas.Floats(model.Net.Weights)); err != nil {
 		return nil, fmt.Errorf("storing trial weights: %w", err)
 	}
 	return out, nil

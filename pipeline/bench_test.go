@@ -52,18 +52,27 @@ func (t *timer) step(r search.Record) {
 	}
 }
 
+// BenchmarkSearchLoop measures, side by side in one run, the direct loop and the
+// one-process pipeline over each bus: memory (channels and maps) and JetStream (an
+// embedded server), with 1 (and 2) evaluators. Compare ratios, not absolute figures.
 func BenchmarkSearchLoop(b *testing.B) {
 	ctx := context.Background()
-	env, err := Open(ctx, EnvOptions{StoreURL: b.TempDir(), Log: quietLog()})
-	if err != nil {
-		b.Fatal(err)
+	store := b.TempDir()
+	envs := map[string]*Env{}
+	for _, k := range []struct{ name, bus string }{{"direct", ""}, {"memory", BusMemory}, {"jetstream", BusEmbedded}} {
+		env, err := Open(ctx, EnvOptions{StoreURL: store, Bus: k.bus, Log: quietLog()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer env.Close()
+		envs[k.name] = env
 	}
-	defer env.Close()
 	for _, w := range []struct {
 		name            string
 		batch, valBatch int
 	}{{"batch256", 256, 1024}, {"batch4096", 4096, 8192}} {
 		b.Run(w.name+"/direct", func(b *testing.B) {
+			env := envs["direct"]
 			var steps int
 			var el time.Duration
 			for i := 0; i < b.N; i++ {
@@ -81,31 +90,34 @@ func BenchmarkSearchLoop(b *testing.B) {
 			}
 			b.ReportMetric(float64(steps)/el.Seconds(), "steps/s")
 		})
-		for _, n := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%s/pipeline-%d-evaluators", w.name, n), func(b *testing.B) {
-				svc, err := StartServices(ctx, env, n, true, func(i int) EvaluatorOptions { return EvaluatorOptions{Name: EvaluatorName(i)} })
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer svc.Stop()
-				var steps int
-				var el time.Duration
-				var bytes int64
-				for i := 0; i < b.N; i++ {
-					spec := benchSpec(b, env, "bench-"+NewRunID()[16:], benchSteps, w.batch, w.valBatch)
-					tm := &timer{warm: spec.Search.WarmupSteps()}
-					out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec,
-						OnStep: func(r search.Record, _ *search.Engine) { tm.step(r) }})
+		for _, kind := range []string{"memory", "jetstream"} {
+			for _, n := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s-%d-evaluators", w.name, kind, n), func(b *testing.B) {
+					env := envs[kind]
+					svc, err := StartServices(ctx, env, n, true, func(i int) EvaluatorOptions { return EvaluatorOptions{Name: EvaluatorName(i)} })
 					if err != nil {
 						b.Fatal(err)
 					}
-					el += tm.end.Sub(tm.start)
-					steps += tm.steps
-					bytes += out.Stats.BytesIn + out.Stats.BytesOut
-				}
-				b.ReportMetric(float64(steps)/el.Seconds(), "steps/s")
-				b.ReportMetric(float64(bytes)/float64(b.N*benchSteps), "bus-bytes/step")
-			})
+					defer svc.Stop()
+					var steps int
+					var el time.Duration
+					var bytes int64
+					for i := 0; i < b.N; i++ {
+						spec := benchSpec(b, env, "bench-"+NewRunID()[16:], benchSteps, w.batch, w.valBatch)
+						tm := &timer{warm: spec.Search.WarmupSteps()}
+						out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec,
+							OnStep: func(r search.Record, _ *search.Engine) { tm.step(r) }})
+						if err != nil {
+							b.Fatal(err)
+						}
+						el += tm.end.Sub(tm.start)
+						steps += tm.steps
+						bytes += out.Stats.BytesIn + out.Stats.BytesOut
+					}
+					b.ReportMetric(float64(steps)/el.Seconds(), "steps/s")
+					b.ReportMetric(float64(bytes)/float64(b.N*benchSteps), "bus-bytes/step")
+				})
+			}
 		}
 	}
 }

@@ -24,6 +24,7 @@ type RunConfig struct {
 	Run             string              `yaml:"run" json:"run"`
 	Store           string              `yaml:"store" json:"store"`
 	Nats            string              `yaml:"nats" json:"nats"`
+	Bus             string              `yaml:"bus" json:"bus,omitempty"` // memory, embedded or a nats:// URL
 	Out             string              `yaml:"out" json:"out"`
 	Layers          int                 `yaml:"layers" json:"layers"`
 	Widths          []int               `yaml:"widths" json:"widths"`
@@ -51,6 +52,18 @@ func LoadConfig(path string) (RunConfig, error) {
 	return c, nil
 }
 
+// BusChoice is where a one-process run's services talk: the bus setting, else the NATS
+// URL, else memory.
+func (c *RunConfig) BusChoice() string {
+	switch {
+	case c.Bus != "":
+		return c.Bus
+	case c.Nats != "":
+		return c.Nats
+	}
+	return BusMemory
+}
+
 // Validate names the bad field of a config before anything runs.
 func (c *RunConfig) Validate() error {
 	switch {
@@ -64,6 +77,11 @@ func (c *RunConfig) Validate() error {
 		return fmt.Errorf("rows_per_shard: %d is negative", c.RowsPerShard)
 	case c.CheckpointEvery < 0:
 		return fmt.Errorf("checkpoint_every: %d is negative", c.CheckpointEvery)
+	}
+	if c.Bus != "" {
+		if err := ValidBus(c.Bus); err != nil {
+			return err
+		}
 	}
 	switch c.Task {
 	case "", schemas.TaskRegression, schemas.TaskBinary, schemas.TaskMulticlass:

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tabnas/tabnas/coordinator"
 	"github.com/tabnas/tabnas/infra/natsx"
 	"github.com/tabnas/tabnas/internal/search"
@@ -22,11 +21,21 @@ type fixture struct {
 	spec func(run string) *schemas.RunSpec
 }
 
-func newFixture(t *testing.T, ackWait time.Duration) *fixture {
+// buses are the bus implementations every invariant is checked on.
+var buses = []string{BusMemory, BusEmbedded}
+
+// eachBus runs f as a subtest per bus implementation.
+func eachBus(t *testing.T, f func(t *testing.T, kind string)) {
+	for _, k := range buses {
+		t.Run(k, func(t *testing.T) { f(t, k) })
+	}
+}
+
+func newFixture(t *testing.T, ackWait time.Duration, busKind string) *fixture {
 	t.Helper()
 	needData(t, connect4)
 	ctx := context.Background()
-	env, err := Open(ctx, EnvOptions{StoreURL: t.TempDir(), Log: testLog(t), Setup: natsx.SetupOptions{WorkAckWait: ackWait}})
+	env, err := Open(ctx, EnvOptions{StoreURL: t.TempDir(), Bus: busKind, Log: testLog(t), Setup: natsx.SetupOptions{WorkAckWait: ackWait}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,22 +74,32 @@ func (f *fixture) run(t *testing.T, spec *schemas.RunSpec, evaluators int) (*coo
 	return out, svc
 }
 
-// Work is split by shard, never by evaluator: 1 or 3 evaluators give the same run.
+// Work is split by shard, never by evaluator: 1 or 3 evaluators give the same run, on
+// either bus, and the same as the direct loop.
 func TestDeterministicAcrossEvaluatorCounts(t *testing.T) {
-	f := newFixture(t, 0)
-	if n := len(f.spec("x").Dataset.TrainRows); n < 2 {
-		t.Fatalf("test needs several training shards, got %d", n)
-	}
-	a, _ := f.run(t, f.spec("one"), 1)
-	b, _ := f.run(t, f.spec("three"), 3)
-	ra, rb := Summarize(a), Summarize(b)
-	if ra.Trace != rb.Trace || ra.Arch != rb.Arch || ra.ValLoss != rb.ValLoss {
-		t.Fatalf("1 evaluator: %s %s %v; 3 evaluators: %s %s %v", ra.Trace[:12], ra.Arch, ra.ValLoss, rb.Trace[:12], rb.Arch, rb.ValLoss)
-	}
-	// And the same as the direct in-process loop of the core over the same shards.
-	if got := directTrace(t, f, f.spec("direct")); got != ra.Trace {
-		t.Fatalf("pipeline trace %s differs from the direct loop's %s", ra.Trace[:12], got[:12])
-	}
+	var first *Result
+	eachBus(t, func(t *testing.T, kind string) {
+		f := newFixture(t, 0, kind)
+		if n := len(f.spec("x").Dataset.TrainRows); n < 2 {
+			t.Fatalf("test needs several training shards, got %d", n)
+		}
+		a, _ := f.run(t, f.spec("one"), 1)
+		b, _ := f.run(t, f.spec("three"), 3)
+		ra, rb := Summarize(a), Summarize(b)
+		if ra.Trace != rb.Trace || ra.Arch != rb.Arch || ra.ValLoss != rb.ValLoss {
+			t.Fatalf("1 evaluator: %s %s %v; 3 evaluators: %s %s %v", ra.Trace[:12], ra.Arch, ra.ValLoss, rb.Trace[:12], rb.Arch, rb.ValLoss)
+		}
+		// And the same as the direct in-process loop of the core over the same shards.
+		if got := directTrace(t, f, f.spec("direct")); got != ra.Trace {
+			t.Fatalf("pipeline trace %s differs from the direct loop's %s", ra.Trace[:12], got[:12])
+		}
+		if first == nil {
+			first = &ra
+		} else if first.Trace != ra.Trace || first.Arch != ra.Arch || first.ValLoss != ra.ValLoss || first.TestLoss != ra.TestLoss {
+			t.Fatalf("%s bus: %s %s %v %v; %s bus: %s %s %v %v", buses[0], first.Trace[:12], first.Arch, first.ValLoss, first.TestLoss,
+				kind, ra.Trace[:12], ra.Arch, ra.ValLoss, ra.TestLoss)
+		}
+	})
 }
 
 // directTrace runs internal/search with the Local backend on the same shards.
@@ -99,8 +118,10 @@ func directTrace(t *testing.T, f *fixture, spec *schemas.RunSpec) string {
 // A coordinator that dies mid-run (no final checkpoint) and is resumed from its last
 // checkpoint ends with the same result as an uninterrupted run, although the evaluators
 // are ahead of the checkpoint and must rebuild their replicas from a snapshot.
-func TestCoordinatorCrashAndResume(t *testing.T) {
-	f := newFixture(t, 0)
+func TestCoordinatorCrashAndResume(t *testing.T) { eachBus(t, testCoordinatorCrashAndResume) }
+
+func testCoordinatorCrashAndResume(t *testing.T, kind string) {
+	f := newFixture(t, 0, kind)
 	want, _ := f.run(t, f.spec("straight"), 2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -131,8 +152,10 @@ func TestCoordinatorCrashAndResume(t *testing.T) {
 
 // Garbage and foreign messages on the work and result subjects are rejected with a logged
 // reason; no service stops and the run ends normally.
-func TestBadMessagesAreRejected(t *testing.T) {
-	f := newFixture(t, 0)
+func TestBadMessagesAreRejected(t *testing.T) { eachBus(t, testBadMessagesAreRejected) }
+
+func testBadMessagesAreRejected(t *testing.T, kind string) {
+	f := newFixture(t, 0, kind)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b := f.env.Bus
@@ -153,7 +176,7 @@ func TestBadMessagesAreRejected(t *testing.T) {
 		[]byte(`{"v":1,"type":"work","run":"ghost","step":0,"shard":0,"kind":"score","version":0,"arch":[8,8,8],"rows":1}`),
 	}
 	for i, m := range bad {
-		if _, err := natsx.PublishRetry(ctx, b.JS, b.WorkSubject("r", "train"), m, "bad-work-"+string(rune('a'+i))); err != nil {
+		if err := b.Work.PublishRaw(ctx, "r", "train", m, "bad-work-"+string(rune('a'+i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -174,7 +197,7 @@ func TestBadMessagesAreRejected(t *testing.T) {
 	<-started
 	// Noise on the run's result subject while it runs.
 	for i, m := range append(bad, []byte(`{"v":1,"type":"result","run":"amid-noise","attempt":1,"step":0,"shard":0,"kind":"train","version":0,"arch":[8],"rows":1,"loss_sum":1,"grad_len":2,"inline":3}`+"\nabc")) {
-		if _, err := natsx.PublishRetry(ctx, b.JS, b.ResultSubject("amid-noise"), m, "bad-result-"+string(rune('a'+i))); err != nil {
+		if err := b.Results.PublishRaw(ctx, "amid-noise", m, "bad-result-"+string(rune('a'+i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -195,8 +218,10 @@ func TestBadMessagesAreRejected(t *testing.T) {
 
 // An evaluator that dies holding an item (it never acks) has the item redelivered to
 // another one after the ack wait; the run ends with the same result.
-func TestEvaluatorDeathRedelivers(t *testing.T) {
-	f := newFixture(t, 2*time.Second)
+func TestEvaluatorDeathRedelivers(t *testing.T) { eachBus(t, testEvaluatorDeathRedelivers) }
+
+func testEvaluatorDeathRedelivers(t *testing.T, kind string) {
+	f := newFixture(t, 2*time.Second, kind)
 	want, _ := f.run(t, f.spec("calm"), 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -206,7 +231,6 @@ func TestEvaluatorDeathRedelivers(t *testing.T) {
 	}
 	defer svc.Stop()
 	// A worker that takes one item and dies without acking it.
-	cons := f.env.Bus.Res.WorkConsumer
 	spec := f.spec("stormy")
 	runDone := make(chan error, 1)
 	var got *coordinator.Outcome
@@ -215,18 +239,11 @@ func TestEvaluatorDeathRedelivers(t *testing.T) {
 		got, err = coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec})
 		runDone <- err
 	}()
-	msgs, err := cons.Fetch(1, jetstreamWait(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
+	d, err := f.env.Bus.Work.Next(ctx, 10*time.Second)
+	if err != nil || d == nil {
+		t.Fatalf("took no item: %v", err)
 	}
-	taken := 0
-	for m := range msgs.Messages() {
-		taken++
-		t.Logf("dead evaluator holds %s", m.Subject())
-	}
-	if taken != 1 {
-		t.Fatalf("took %d items", taken)
-	}
+	t.Logf("dead evaluator holds %s", d.Subject())
 	t0 := time.Now()
 	if err := <-runDone; err != nil {
 		t.Fatal(err)
@@ -237,12 +254,10 @@ func TestEvaluatorDeathRedelivers(t *testing.T) {
 	}
 }
 
-func jetstreamWait(d time.Duration) jetstream.FetchOpt { return jetstream.FetchMaxWait(d) }
-
 // A corrupt shard fails the run with an error naming the shard (not a hang, not a crash);
 // a corrupt manifest is reported naming the manifest.
 func TestCorruptDataIsNamed(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t, 0, BusMemory)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	spec := f.spec("corrupt")

@@ -15,7 +15,7 @@ import (
 // (with MC correction) or estimated per layer (additive, so the exact DP correction runs).
 // The answer must meet the limit by the sampler's own (cached) timings.
 func TestLatencyConstrainedSearch(t *testing.T) {
-	f := newFixture(t, 0)
+	f := newFixture(t, 0, BusEmbedded)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	spec := f.spec("lat-probe")
@@ -45,11 +45,7 @@ func TestLatencyConstrainedSearch(t *testing.T) {
 			t.Fatalf("%s: %v", c.run, err)
 		}
 		est := &schemas.FeasibleRequest{Envelope: schemas.NewEnvelope(schemas.TypeFeasibleReq, c.run), Arch: out.Selection.Candidates[0].Widths}
-		raw, err := f.env.Bus.Request(ctx, f.env.Bus.SamplerSubject(c.run, "feasible"), est, 30*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := schemas.Decode[schemas.FeasibleReply](raw)
+		rep, err := f.env.Bus.Sampler.Feasible(ctx, est)
 		if err != nil {
 			t.Fatal(err)
 		}

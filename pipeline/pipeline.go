@@ -1,5 +1,5 @@
 // Package pipeline wires the services for the command layer: it opens the object store and
-// NATS (an embedded server with JetStream, or a nats:// URL), makes sure the dataset is
+// the bus (in memory, an embedded JetStream server, or a nats:// URL), makes sure the dataset is
 // ingested, builds the run spec, and starts the same coordinator, evaluator and sampler code
 // either all in one process or one role per process. Only this wiring knows which.
 package pipeline
@@ -35,13 +35,19 @@ import (
 	"github.com/tabnas/tabnas/schemas"
 )
 
-// Prefix names every stream and bucket of tabnas on a NATS server.
+// DefaultPrefix names every stream and bucket of tabnas on a NATS server.
 const DefaultPrefix = "tabnas"
+
+// Bus choices besides a nats:// URL.
+const (
+	BusMemory   = "memory"   // channels and maps in this process, no server
+	BusEmbedded = "embedded" // a JetStream server inside this process
+)
 
 // Env is an open connection to the infrastructure.
 type Env struct {
 	Store objstore.Store
-	Bus   *bus.Bus
+	Bus   *bus.Bus // nil when opened without one
 	Log   *slog.Logger
 
 	srv *server.Server
@@ -51,13 +57,24 @@ type Env struct {
 // EnvOptions say where the infrastructure is.
 type EnvOptions struct {
 	StoreURL string // local directory, file:// or s3://bucket/prefix; empty: none
-	NatsURL  string // empty: embedded server
-	NatsDir  string // embedded JetStream storage ("" = temporary)
-	Prefix   string // stream and bucket name prefix (default "tabnas")
-	Name     string // client name
-	Setup    natsx.SetupOptions
-	S3       objstore.Options
-	Log      *slog.Logger
+	// Bus is "memory", "embedded" or a nats:// URL (several comma-separated); empty: no bus
+	// (a command that only reads and writes the store starts no server).
+	Bus     string
+	NatsDir string // JetStream storage of the embedded server ("" = temporary)
+	Prefix  string // stream and bucket name prefix (default "tabnas")
+	Name    string // client name
+	Setup   natsx.SetupOptions
+	S3      objstore.Options
+	Log     *slog.Logger
+}
+
+// ValidBus checks a --bus value.
+func ValidBus(s string) error {
+	switch {
+	case s == BusMemory, s == BusEmbedded, strings.Contains(s, ":"): // nats://host:port, tls://…, host:port
+		return nil
+	}
+	return fmt.Errorf("bus %q: want memory, embedded or a nats:// URL", s)
 }
 
 // Open connects to (or starts) everything.
@@ -82,20 +99,29 @@ func Open(ctx context.Context, o EnvOptions) (*Env, error) {
 			return nil, err
 		}
 	}
-	if o.NatsURL == "" {
+	switch o.Bus {
+	case "":
+		return e, nil
+	case BusMemory:
+		e.Bus = bus.NewMemory(o.Log, bus.MemoryOptions{WorkAckWait: o.Setup.WorkAckWait, DuplicateWindow: o.Setup.DuplicateWindow})
+		return e, nil
+	case BusEmbedded:
 		// A throw-away embedded server keeps streams in memory: nothing outlives the process
 		// anyway, and resuming needs only the checkpoint in the object store.
 		if o.NatsDir == "" {
 			o.Setup.Memory = true
 		}
 		e.srv, e.nc, err = natsx.StartEmbedded(o.NatsDir, natsx.EmbeddedOptions{ClientName: o.Name})
-	} else {
-		e.nc, err = natsx.Connect(o.NatsURL, natsx.ConnectOptions{Name: o.Name, Logger: o.Log})
+	default:
+		if err := ValidBus(o.Bus); err != nil {
+			return nil, err
+		}
+		e.nc, err = natsx.Connect(o.Bus, natsx.ConnectOptions{Name: o.Name, Logger: o.Log})
 	}
 	if err != nil {
 		return nil, err
 	}
-	if e.Bus, err = bus.Open(ctx, e.nc, o.Prefix, o.Setup, o.Log); err != nil {
+	if e.Bus, err = bus.OpenJetStream(ctx, e.nc, o.Prefix, o.Setup, o.Log); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -104,6 +130,9 @@ func Open(ctx context.Context, o EnvOptions) (*Env, error) {
 
 // Close disconnects (and stops an embedded server).
 func (e *Env) Close() {
+	if e.Bus != nil {
+		e.Bus.Close()
+	}
 	if e.srv != nil {
 		natsx.Shutdown(e.srv, e.nc)
 		return

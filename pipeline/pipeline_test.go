@@ -33,7 +33,7 @@ func TestOneProcessSearchConnect4(t *testing.T) {
 	needData(t, connect4)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	env, err := Open(ctx, EnvOptions{StoreURL: t.TempDir(), Log: testLog(t)})
+	env, err := Open(ctx, EnvOptions{StoreURL: t.TempDir(), Bus: BusMemory, Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tabnas/tabnas/infra/bus"
 	"github.com/tabnas/tabnas/internal/policy"
 	"github.com/tabnas/tabnas/internal/space"
@@ -19,27 +18,26 @@ type policyEstimate = policy.Estimate
 // once per run, by whichever sampler sees it first, and a resumed run reuses the times.
 type kvCache struct {
 	ctx context.Context
-	kv  jetstream.KeyValue
+	kv  bus.KV
 }
 
 func (c kvCache) Get(key string) (float64, bool, error) {
-	e, err := c.kv.Get(c.ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	data, _, err := c.kv.Get(c.ctx, key)
+	if errors.Is(err, bus.ErrNotFound) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, err
 	}
-	v, err := strconv.ParseFloat(string(e.Value()), 64)
+	v, err := strconv.ParseFloat(string(data), 64)
 	if err != nil {
-		return 0, false, fmt.Errorf("latency cache %s holds %q: %w", key, e.Value(), err)
+		return 0, false, fmt.Errorf("latency cache %s holds %q: %w", key, data, err)
 	}
 	return v, true, nil
 }
 
 func (c kvCache) Put(key string, ms float64) error {
-	_, err := c.kv.Put(c.ctx, key, []byte(strconv.FormatFloat(ms, 'g', -1, 64)))
-	return err
+	return c.kv.Put(c.ctx, key, []byte(strconv.FormatFloat(ms, 'g', -1, 64)))
 }
 
 // latencyConstraints builds the measured limits of a run: whole-network timings, or in
@@ -50,7 +48,7 @@ func latencyConstraints(ctx context.Context, b *bus.Bus, spec *schemas.RunSpec, 
 		return nil, nil
 	}
 	m, err := NewMeter(MeterConfig{Space: s, Task: spec.NNTask(), Batch: c.LatencyBatch, Runs: c.LatencyRuns,
-		Cache: kvCache{ctx: ctx, kv: b.Res.Latency}, Prefix: spec.Run, Seed: spec.Search.Seed})
+		Cache: kvCache{ctx: ctx, kv: b.Latency}, Prefix: spec.Run, Seed: spec.Search.Seed})
 	if err != nil {
 		return nil, err
 	}

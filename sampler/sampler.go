@@ -8,10 +8,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
-	"github.com/nats-io/nats.go"
 	"github.com/tabnas/tabnas/infra/bus"
 	"github.com/tabnas/tabnas/internal/search"
 	"github.com/tabnas/tabnas/internal/space"
@@ -51,69 +49,31 @@ func New(cfg Config) *Sampler {
 	return &Sampler{cfg: cfg, log: cfg.Log.With("sampler", cfg.Name), runs: map[string]*runState{}}
 }
 
-// Run subscribes (in the "samplers" queue group, so several samplers share the load) and
-// serves until ctx ends. ready, when non-nil, is closed once the subscription is active.
+// Run serves requests (several samplers share the load) until ctx ends. ready, when
+// non-nil, is closed once requests reach this sampler.
 func (s *Sampler) Run(ctx context.Context, ready chan<- struct{}) error {
-	b := s.cfg.Bus
-	sub, err := b.NC.QueueSubscribe(b.SamplerWildcard(), "samplers", func(m *nats.Msg) { s.handle(ctx, m) })
-	if err != nil {
-		return fmt.Errorf("sampler: subscribing: %w", err)
-	}
-	if err := b.NC.Flush(); err != nil {
-		return fmt.Errorf("sampler: %w", err)
-	}
-	if ready != nil {
-		close(ready)
-	}
-	<-ctx.Done()
-	return sub.Drain()
+	return s.cfg.Bus.Sampler.Serve(ctx, handler{s}, ready)
 }
 
-func (s *Sampler) reply(m *nats.Msg, msg schemas.Message) {
-	if m.Reply == "" {
-		return
+// handler answers the bus's sampler requests; errors travel in the replies.
+type handler struct{ s *Sampler }
+
+func (h handler) Feasible(ctx context.Context, req *schemas.FeasibleRequest) *schemas.FeasibleReply {
+	rep := &schemas.FeasibleReply{Envelope: schemas.NewEnvelope(schemas.TypeFeasible, req.Run), Arch: req.Arch}
+	if err := h.s.feasible(ctx, req, rep); err != nil {
+		rep.Error = err.Error()
 	}
-	data, err := schemas.Encode(msg)
-	if err != nil {
-		s.log.Error("encoding reply", "err", err)
-		return
-	}
-	if err := m.Respond(data); err != nil {
-		s.log.Warn("replying", "err", err)
-	}
+	return rep
 }
 
-func (s *Sampler) handle(ctx context.Context, m *nats.Msg) {
-	tok := strings.Split(m.Subject, ".")
-	op := tok[len(tok)-1]
-	switch op {
-	case "feasible":
-		req, err := schemas.Decode[schemas.FeasibleRequest](m.Data)
-		if err != nil {
-			s.log.Warn("rejected feasibility request", "subject", m.Subject, "reason", err)
-			return
-		}
-		rep := &schemas.FeasibleReply{Envelope: schemas.NewEnvelope(schemas.TypeFeasible, req.Run), Arch: req.Arch}
-		if err := s.feasible(ctx, req, rep); err != nil {
-			rep.Error = err.Error()
-		}
-		s.reply(m, rep)
-	case "estimate":
-		req, err := schemas.Decode[schemas.EstimateRequest](m.Data)
-		if err != nil {
-			s.log.Warn("rejected estimate request", "subject", m.Subject, "reason", err)
-			return
-		}
-		rep := &schemas.EstimateReply{Envelope: schemas.NewEnvelope(schemas.TypeEstimate, req.Run), Step: req.Step}
-		if e, err := s.estimate(ctx, req); err != nil {
-			rep.Error = err.Error()
-		} else {
-			rep.Estimate = e
-		}
-		s.reply(m, rep)
-	default:
-		s.log.Warn("rejected sampler message", "subject", m.Subject, "reason", "unknown operation "+op)
+func (h handler) Estimate(ctx context.Context, req *schemas.EstimateRequest) *schemas.EstimateReply {
+	rep := &schemas.EstimateReply{Envelope: schemas.NewEnvelope(schemas.TypeEstimate, req.Run), Step: req.Step}
+	if e, err := h.s.estimate(ctx, req); err != nil {
+		rep.Error = err.Error()
+	} else {
+		rep.Estimate = e
 	}
+	return rep
 }
 
 func (s *Sampler) state(ctx context.Context, run string) (*runState, error) {

@@ -99,7 +99,8 @@ func checkArch(field string, a []int, allowEmpty bool) error {
 type WorkItem struct {
 	Envelope
 	Attempt int64   `json:"attempt"` // coordinator incarnation: a resumed run republishes under a new one
-	Step    int64   `json:"step"`
+	Seq     int64   `json:"seq,omitempty"` // the coordinator's request number in this incarnation: the item's identity
+	Step    int64   `json:"step"`          // the data key: which batch rows (a score item may use a fixed negative key)
 	Shard   int     `json:"shard"`
 	Kind    string  `json:"kind"`
 	Version int64   `json:"version"` // SuperNet version to compute at
@@ -126,9 +127,10 @@ type Trial struct {
 	Refit           bool    `json:"refit,omitempty"`            // retrain on train + validation at the best epoch count
 }
 
-// ID names the item for deduplication: the same (run, step, kind, shard) is the same work.
+// ID names the item for deduplication: the same (run, attempt, seq, step, kind, shard,
+// arch) is the same work.
 func (w *WorkItem) ID() string {
-	return fmt.Sprintf("%s.%d.%d.%s.%d.%s", w.Run, w.Attempt, w.Step, w.Kind, w.Shard, archKey(w.Arch))
+	return fmt.Sprintf("%s.%d.%d.%d.%s.%d.%s", w.Run, w.Attempt, w.Seq, w.Step, w.Kind, w.Shard, archKey(w.Arch))
 }
 
 func archKey(a []int) string {
@@ -145,8 +147,8 @@ func (w *WorkItem) Validate() error {
 		return err
 	}
 	switch {
-	case w.Step < 0 || w.Attempt < 0:
-		return fmt.Errorf("step %d or attempt %d is negative", w.Step, w.Attempt)
+	case (w.Step < 0 && w.Kind != KindScore) || w.Attempt < 0 || w.Seq < 0:
+		return fmt.Errorf("step %d, attempt %d or seq %d is negative", w.Step, w.Attempt, w.Seq)
 	case w.Shard < 0:
 		return fmt.Errorf("shard %d is negative", w.Shard)
 	case w.Version < 0:
@@ -179,6 +181,7 @@ func (w *WorkItem) Validate() error {
 type Result struct {
 	Envelope
 	Attempt   int64   `json:"attempt"`
+	Seq       int64   `json:"seq,omitempty"`
 	Step      int64   `json:"step"`
 	Shard     int     `json:"shard"`
 	Kind      string  `json:"kind"`
@@ -196,9 +199,10 @@ type Result struct {
 	Trial *TrialOutcome `json:"trial,omitempty"`
 }
 
-// Key identifies the result for the coordinator's duplicate check.
+// Key identifies the result for the coordinator's duplicate check: its work item's
+// identity within the attempt.
 func (r *Result) Key() string {
-	return fmt.Sprintf("%d.%s.%d.%s", r.Step, r.Kind, r.Shard, archKey(r.Arch))
+	return fmt.Sprintf("%d.%d.%s.%d.%s", r.Seq, r.Step, r.Kind, r.Shard, archKey(r.Arch))
 }
 
 // Validate implements Message.
@@ -206,8 +210,8 @@ func (r *Result) Validate() error {
 	if err := r.check(TypeResult); err != nil {
 		return err
 	}
-	if r.Step < 0 || r.Shard < 0 || r.Version < 0 || r.Rows < 0 {
-		return fmt.Errorf("negative step/shard/version/rows (%d/%d/%d/%d)", r.Step, r.Shard, r.Version, r.Rows)
+	if (r.Step < 0 && r.Kind != KindScore) || r.Seq < 0 || r.Shard < 0 || r.Version < 0 || r.Rows < 0 {
+		return fmt.Errorf("negative step/seq/shard/version/rows (%d/%d/%d/%d/%d)", r.Step, r.Seq, r.Shard, r.Version, r.Rows)
 	}
 	if r.Kind != KindTrain && r.Kind != KindScore && r.Kind != KindTrial {
 		return fmt.Errorf("kind %q: want train, score or trial", r.Kind)

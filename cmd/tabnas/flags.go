@@ -102,7 +102,12 @@ func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 	fs.IntVar(&c.Trial.Epochs, "trial-epochs", c.Trial.Epochs, "max epochs of the stand-alone retraining (default 60)")
 	fs.IntVar(&c.Trial.Patience, "trial-patience", c.Trial.Patience, "early-stopping patience of the retraining (default 6)")
 	fs.StringVar(&c.Store, "store", c.Store, "object store: directory, file:// or s3://bucket/prefix")
-	fs.StringVar(&c.Nats, "nats", c.Nats, "NATS URL (empty: embedded server)")
+	if distributed {
+		fs.StringVar(&c.Nats, "nats", c.Nats, "NATS URL (default $TABNAS_NATS_URL)")
+	} else {
+		fs.StringVar(&c.Bus, "bus", c.Bus, "where the services talk: memory (default), embedded (a JetStream server in this process) or a nats:// URL")
+		fs.StringVar(&c.Nats, "nats", c.Nats, "NATS URL; same as --bus URL")
+	}
 	if !distributed {
 		fs.StringVar(&c.Out, "out", c.Out, "output directory (store, model, report) (default ./runs)")
 		fs.IntVar(&c.Evaluators, "evaluators", c.Evaluators, "evaluators in this process (default 1)")

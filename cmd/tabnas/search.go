@@ -35,7 +35,7 @@ func cmdSearch(ctx context.Context, args []string) error {
 		c.Evaluators = 1
 	}
 	log := newLogger(o.quiet, false)
-	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: c.Store, NatsURL: c.Nats, NatsDir: o.natsDir, Prefix: o.prefix, Name: "tabnas-search", Log: log})
+	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: c.Store, Bus: c.BusChoice(), NatsDir: o.natsDir, Prefix: o.prefix, Name: "tabnas-search", Log: log})
 	if err != nil {
 		return infra(err)
 	}

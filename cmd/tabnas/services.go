@@ -68,7 +68,7 @@ func hostname() string {
 }
 
 func openService(ctx context.Context, s *serviceFlags) (*pipeline.Env, error) {
-	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: s.store, NatsURL: s.nats, Prefix: s.prefix, Name: s.name, Log: newLogger(s.quiet, s.jsonLogs)})
+	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: s.store, Bus: s.nats, Prefix: s.prefix, Name: s.name, Log: newLogger(s.quiet, s.jsonLogs)})
 	if err != nil {
 		return nil, infra(err)
 	}
@@ -119,7 +119,7 @@ func cmdCoordinator(ctx context.Context, args []string) error {
 		return bad(errors.New("--nats and --store are required (use `tabnas search` for a one-process run)"))
 	}
 	log := newLogger(o.quiet, false)
-	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: o.cfg.Store, NatsURL: o.cfg.Nats, Prefix: o.prefix, Name: "tabnas-coordinator", Log: log})
+	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: o.cfg.Store, Bus: o.cfg.Nats, Prefix: o.prefix, Name: "tabnas-coordinator", Log: log})
 	if err != nil {
 		return infra(err)
 	}
@@ -135,7 +135,8 @@ func cmdResume(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	run := fs.String("run", "", "run id to resume (required)")
-	natsURL := fs.String("nats", os.Getenv("TABNAS_NATS_URL"), "NATS URL (empty: embedded server with local services)")
+	natsURL := fs.String("nats", os.Getenv("TABNAS_NATS_URL"), "NATS URL (empty: the --bus in this process, with local services)")
+	busKind := fs.String("bus", pipeline.BusMemory, "without --nats: memory or embedded")
 	store := fs.String("store", os.Getenv("TABNAS_STORE"), "object store holding the run's checkpoint (default runs/store)")
 	prefix := fs.String("prefix", "", "stream and bucket name prefix")
 	evaluators := fs.Int("evaluators", 1, "evaluators in this process (embedded mode)")
@@ -155,8 +156,15 @@ func cmdResume(ctx context.Context, args []string) error {
 	if *store == "" {
 		*store = "runs/store"
 	}
+	b := *natsURL
+	if b == "" {
+		b = *busKind
+	}
+	if err := pipeline.ValidBus(b); err != nil {
+		return bad(err)
+	}
 	log := newLogger(*quiet, false)
-	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: *store, NatsURL: *natsURL, Prefix: *prefix, Name: "tabnas-coordinator", Log: log})
+	env, err := pipeline.Open(ctx, pipeline.EnvOptions{StoreURL: *store, Bus: b, Prefix: *prefix, Name: "tabnas-coordinator", Log: log})
 	if err != nil {
 		return infra(err)
 	}
@@ -208,7 +216,7 @@ func cmdStatus(ctx context.Context, args []string) error {
 	if *run == "" || *natsURL == "" {
 		return bad(errors.New("--run and --nats are required"))
 	}
-	env, err := pipeline.Open(ctx, pipeline.EnvOptions{NatsURL: *natsURL, Prefix: *prefix, Name: "tabnas-status", Log: newLogger(true, false)})
+	env, err := pipeline.Open(ctx, pipeline.EnvOptions{Bus: *natsURL, Prefix: *prefix, Name: "tabnas-status", Log: newLogger(true, false)})
 	if err != nil {
 		return infra(err)
 	}

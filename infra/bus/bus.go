@@ -1,139 +1,167 @@
-// Package bus is how the tabnas services talk: subjects of a run, validated message
-// publishing with retries, float payloads inlined or moved to the JetStream object store
-// when they exceed the inline limit, the run spec and status in KV, and request-reply to
-// the sampler. Coordinator, evaluator and sampler share it, in one process or many.
+// Package bus is how the tabnas services talk, as six small seams: the work queue, the
+// results, the SuperNet versions, request-reply to the sampler, the run KV and blobs.
+// Coordinator, evaluator and sampler receive a *Bus and never a connection, so the same
+// service code runs over either implementation:
+//
+//   - NewMemory: channels and maps inside one process, no server at all. Messages are
+//     handed over decoded and float payloads as slices (copied once, so a consumer never
+//     aliases a buffer its producer reuses), but every message is still validated on the
+//     way, exactly as a decoded one would be.
+//   - OpenJetStream: NATS JetStream (an embedded server or real ones) for many processes:
+//     validated, framed messages with retries, payloads over the inline limit in the
+//     object store.
+//
+// bustest holds the conformance suite both pass.
 package bus
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/tabnas/tabnas/infra/natsx"
 	"github.com/tabnas/tabnas/schemas"
 )
 
-// DefaultInlineMax is the largest float payload sent inside a message; larger ones go to
-// the object store, well under the server's 1 MiB default max payload.
-const DefaultInlineMax = 256 << 10
+// Errors the implementations share.
+var (
+	ErrNotFound = errors.New("bus: not found")
+	ErrExists   = errors.New("bus: key exists")
+	ErrConflict = errors.New("bus: revision conflict")
+)
 
-// Bus is one service's connection to the pipeline.
+// WorkQueue hands each work item to one evaluator at a time and hands it out again when
+// it is not acknowledged in time (at-least-once). An item whose ID() was published within
+// the duplicate window is dropped, so a retried publish never doubles work.
+type WorkQueue interface {
+	// Publish validates and queues items (several at once: their round trips overlap).
+	Publish(ctx context.Context, items ...*schemas.WorkItem) error
+	// Next waits at most wait for an item; (nil, nil) when none came.
+	Next(ctx context.Context, wait time.Duration) (Delivery, error)
+	// PublishRaw queues bytes as they are, as a foreign or broken producer would (tests of
+	// rejection).
+	PublishRaw(ctx context.Context, run, kind string, data []byte, id string) error
+}
+
+// Delivery is one handing-out of a work item.
+type Delivery interface {
+	// Item is the validated item (a copy the receiver owns), or why it was rejected.
+	Item() (*schemas.WorkItem, error)
+	// Subject names where the item came from, for logs.
+	Subject() string
+	Ack() error
+	// Nak hands the item out again after delay.
+	Nak(delay time.Duration) error
+	// Term drops an item that can never be processed.
+	Term() error
+	// InProgress extends the time the receiver may hold the item.
+	InProgress() error
+}
+
+// Results carries evaluator results to the coordinator of their run.
+type Results interface {
+	// Publish validates and sends a result with its gradient (nil unless a train result).
+	// A result with the same identity published within the duplicate window is dropped.
+	Publish(ctx context.Context, r *schemas.Result, grad []float32) error
+	// Subscribe calls h with every result of run published from now on (or the reason a
+	// message was rejected) until stop is called. size is what the message moved, in bytes.
+	// h must not block.
+	Subscribe(ctx context.Context, run string, h func(r *schemas.Result, size int, err error)) (stop func(), err error)
+	// Grad reads the gradient of a received train result, into dst when it must copy,
+	// and releases what held it. The slice returned is the caller's.
+	Grad(ctx context.Context, r *schemas.Result, dst []float32) ([]float32, error)
+	// PublishRaw sends bytes as they are on run's result subject (tests of rejection).
+	PublishRaw(ctx context.Context, run string, data []byte, id string) error
+}
+
+// Versions broadcasts SuperNet versions: deltas (the new weights of one child's slice)
+// and snapshots (every weight), each kept for replicas that come later.
+type Versions interface {
+	// Publish validates and stores version m (m.Snapshot says which kind) with weights w.
+	Publish(ctx context.Context, m *schemas.SuperNetVersion, w []float32) error
+	// Get returns the delta (or snapshot) of run at version v, waiting up to wait for it
+	// to appear; ErrNotFound after that.
+	Get(ctx context.Context, run string, v int64, snapshot bool, wait time.Duration) (*schemas.SuperNetVersion, error)
+	// Weights copies the weights of a version got from Get into dst (grown as needed).
+	Weights(ctx context.Context, m *schemas.SuperNetVersion, dst []float32) ([]float32, error)
+}
+
+// SamplerHandler answers sampler requests; replies carry their errors.
+type SamplerHandler interface {
+	Feasible(ctx context.Context, req *schemas.FeasibleRequest) *schemas.FeasibleReply
+	Estimate(ctx context.Context, req *schemas.EstimateRequest) *schemas.EstimateReply
+}
+
+// Sampler is request-reply to the sampler services (any number; each request is answered
+// by one). Requests wait, retrying, while no sampler is there yet, until ctx ends.
+type Sampler interface {
+	Feasible(ctx context.Context, req *schemas.FeasibleRequest) (*schemas.FeasibleReply, error)
+	Estimate(ctx context.Context, req *schemas.EstimateRequest) (*schemas.EstimateReply, error)
+	// Serve answers requests with h until ctx ends; ready (may be nil) is closed once
+	// requests reach it.
+	Serve(ctx context.Context, h SamplerHandler, ready chan<- struct{}) error
+}
+
+// KV is a bucket of small values with revisions (run spec, status, attempt counter;
+// measured latencies).
+type KV interface {
+	// Get returns ErrNotFound for a missing key.
+	Get(ctx context.Context, key string) (value []byte, rev uint64, err error)
+	Put(ctx context.Context, key string, value []byte) error
+	// Create fails with ErrExists when the key is there.
+	Create(ctx context.Context, key string, value []byte) error
+	// Update fails with ErrConflict unless rev is the key's latest revision.
+	Update(ctx context.Context, key string, value []byte, rev uint64) error
+}
+
+// Blobs holds large payloads by name: trial weights, and whatever exceeds a message.
+type Blobs interface {
+	PutBytes(ctx context.Context, name string, data []byte) error
+	// GetBytes returns ErrNotFound for a missing name.
+	GetBytes(ctx context.Context, name string) ([]byte, error)
+	// Delete removes a blob; a missing one is fine.
+	Delete(ctx context.Context, name string) error
+}
+
+// Bus is one service's view of the pipeline.
 type Bus struct {
-	NC        *nats.Conn
-	JS        jetstream.JetStream
-	Res       *natsx.Resources
-	Names     natsx.Names
-	Log       *slog.Logger
-	InlineMax int
+	Work     WorkQueue
+	Results  Results
+	Versions Versions
+	Sampler  Sampler
+	Status   KV // run spec, status and attempt counter
+	Latency  KV // measured latency per architecture
+	Blobs    Blobs
+	Log      *slog.Logger
+	// Kind is "memory" or "jetstream".
+	Kind string
+	// Res offers Blobs under the path env.Bus.Res.Blobs as well.
+	Res struct{ Blobs Blobs }
+
+	closers []func()
 }
 
-// Open sets up (idempotently) every stream, consumer and bucket under prefix.
-func Open(ctx context.Context, nc *nats.Conn, prefix string, opts natsx.SetupOptions, log *slog.Logger) (*Bus, error) {
-	if log == nil {
-		log = slog.Default()
+func (b *Bus) init() *Bus {
+	if b.Log == nil {
+		b.Log = slog.Default()
 	}
-	names, err := natsx.NewNames(prefix)
-	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	res, err := natsx.Setup(ctx, js, names, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &Bus{NC: nc, JS: js, Res: res, Names: names, Log: log, InlineMax: DefaultInlineMax}, nil
+	b.Res.Blobs = b.Blobs
+	return b
 }
 
-// WorkSubject is where a run's work items go.
-func (b *Bus) WorkSubject(run, kind string) string { return b.Names.WorkSubject(run, kind) }
-
-// ResultSubject is where a run's results go.
-func (b *Bus) ResultSubject(run string) string { return b.Names.ResultSubject(run) }
-
-// SuperNetSubject holds the SuperNet version v of a run (one message per subject).
-func (b *Bus) SuperNetSubject(run string, v int64) string {
-	return b.Names.VersionSubject(run, "snet", strconv.FormatInt(v, 10))
-}
-
-// SnapshotSubject holds a full snapshot at version v (checkpoints and version 0).
-func (b *Bus) SnapshotSubject(run string, v int64) string {
-	return b.Names.VersionSubject(run, "snap", strconv.FormatInt(v, 10))
-}
-
-// SamplerSubject is the request subject of a sampler operation ("feasible", "estimate").
-func (b *Bus) SamplerSubject(run, op string) string {
-	return b.Names.Prefix + ".sampler." + run + "." + op
-}
-
-// SamplerWildcard matches every sampler request.
-func (b *Bus) SamplerWildcard() string { return b.Names.Prefix + ".sampler.*.*" }
-
-// Publish validates, encodes and publishes m with retries, deduplicated by msgID.
-func (b *Bus) Publish(ctx context.Context, subject string, m schemas.Message, msgID string) error {
-	data, err := schemas.Encode(m)
-	if err != nil {
-		return err
+// Close releases what the bus holds (subscriptions); it never closes a connection it was
+// given.
+func (b *Bus) Close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
 	}
-	_, err = natsx.PublishRetry(ctx, b.JS, subject, data, msgID)
-	return err
+	b.closers = nil
 }
 
-// PutFloats returns v inline when small, else stores it as blob name and returns the name.
-func (b *Bus) PutFloats(ctx context.Context, name string, v []float32) (inline []byte, blob string, err error) {
-	data := schemas.Floats(v)
-	if len(data) <= b.InlineMax {
-		return data, "", nil
-	}
-	if _, err := b.Res.Blobs.PutBytes(ctx, name, data); err != nil {
-		return nil, "", fmt.Errorf("storing blob %s (%d bytes): %w", name, len(data), err)
-	}
-	return nil, name, nil
-}
-
-// GetFloats reads a payload from inline data or a blob, checking its length.
-func (b *Bus) GetFloats(ctx context.Context, inline []byte, blob string, n int, dst []float32) ([]float32, error) {
-	data := inline
-	if blob != "" {
-		var err error
-		if data, err = b.Res.Blobs.GetBytes(ctx, blob); err != nil {
-			return nil, fmt.Errorf("reading blob %s: %w", blob, err)
-		}
-	}
-	if len(data) != 4*n {
-		return nil, fmt.Errorf("payload %q has %d bytes, want %d floats", blob, len(data), n)
-	}
-	return schemas.ParseFloats(data, dst)
-}
-
-// DeleteBlob removes a blob; a missing one is fine.
-func (b *Bus) DeleteBlob(ctx context.Context, name string) {
-	if err := b.Res.Blobs.Delete(ctx, name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		b.Log.Warn("deleting blob", "blob", name, "err", err)
-	}
-}
-
-// PutJSON stores a KV entry.
-func (b *Bus) PutJSON(ctx context.Context, key string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = b.Res.Status.Put(ctx, key, data)
-	return err
-}
-
-// SpecKey and StatusKey name a run's entries in the status bucket.
+// SpecKey, StatusKey and AttemptKey name a run's entries in the status bucket.
 func SpecKey(run string) string    { return run + ".spec" }
 func StatusKey(run string) string  { return run + ".status" }
 func AttemptKey(run string) string { return run + ".attempt" }
@@ -144,17 +172,16 @@ func (b *Bus) PutSpec(ctx context.Context, spec *schemas.RunSpec) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.Res.Status.Put(ctx, SpecKey(spec.Run), data)
-	return err
+	return b.Status.Put(ctx, SpecKey(spec.Run), data)
 }
 
-// GetSpec reads and validates a run's spec.
+// GetSpec reads and validates a run's spec; a missing one is ErrNotFound.
 func (b *Bus) GetSpec(ctx context.Context, run string) (*schemas.RunSpec, error) {
-	e, err := b.Res.Status.Get(ctx, SpecKey(run))
+	data, _, err := b.Status.Get(ctx, SpecKey(run))
 	if err != nil {
 		return nil, fmt.Errorf("run %s: spec: %w", run, err)
 	}
-	return schemas.Decode[schemas.RunSpec](e.Value())
+	return schemas.Decode[schemas.RunSpec](data)
 }
 
 // PutStatus records the run status.
@@ -163,27 +190,35 @@ func (b *Bus) PutStatus(ctx context.Context, st *schemas.RunStatus) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.Res.Status.Put(ctx, StatusKey(st.Run), data)
-	return err
+	return b.Status.Put(ctx, StatusKey(st.Run), data)
 }
 
 // GetStatus reads a run status.
 func (b *Bus) GetStatus(ctx context.Context, run string) (*schemas.RunStatus, error) {
-	e, err := b.Res.Status.Get(ctx, StatusKey(run))
+	data, _, err := b.Status.Get(ctx, StatusKey(run))
 	if err != nil {
 		return nil, fmt.Errorf("run %s: status: %w", run, err)
 	}
-	return schemas.Decode[schemas.RunStatus](e.Value())
+	return schemas.Decode[schemas.RunStatus](data)
+}
+
+// PutJSON stores any value as JSON in the status bucket.
+func (b *Bus) PutJSON(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Status.Put(ctx, key, data)
 }
 
 // NextAttempt increments the run's coordinator incarnation with compare-and-set.
 func (b *Bus) NextAttempt(ctx context.Context, run string) (int64, error) {
 	for {
-		e, err := b.Res.Status.Get(ctx, AttemptKey(run))
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			if _, err := b.Res.Status.Create(ctx, AttemptKey(run), []byte("1")); err == nil {
+		data, rev, err := b.Status.Get(ctx, AttemptKey(run))
+		if errors.Is(err, ErrNotFound) {
+			if err := b.Status.Create(ctx, AttemptKey(run), []byte("1")); err == nil {
 				return 1, nil
-			} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			} else if !errors.Is(err, ErrExists) {
 				return 0, err
 			}
 			continue
@@ -191,40 +226,38 @@ func (b *Bus) NextAttempt(ctx context.Context, run string) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		n, err := strconv.ParseInt(string(e.Value()), 10, 64)
+		n, err := strconv.ParseInt(string(data), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("attempt counter of run %s is %q: %w", run, e.Value(), err)
+			return 0, fmt.Errorf("attempt counter of run %s is %q: %w", run, data, err)
 		}
-		if _, err := b.Res.Status.Update(ctx, AttemptKey(run), []byte(strconv.FormatInt(n+1, 10)), e.Revision()); err == nil {
+		if err := b.Status.Update(ctx, AttemptKey(run), []byte(strconv.FormatInt(n+1, 10)), rev); err == nil {
 			return n + 1, nil
+		} else if !errors.Is(err, ErrConflict) {
+			return 0, err
 		}
 	}
 }
 
-// Request sends a validated request and returns the raw reply, retrying while no sampler
-// answers (it may still be starting) until ctx ends.
-func (b *Bus) Request(ctx context.Context, subject string, m schemas.Message, timeout time.Duration) ([]byte, error) {
-	data, err := schemas.Encode(m)
-	if err != nil {
-		return nil, err
-	}
-	backoff := 20 * time.Millisecond
+// resultID identifies a result for deduplication: the identity of its work item.
+func resultID(r *schemas.Result) string {
+	return fmt.Sprintf("r.%s.%d.%s", r.Run, r.Attempt, r.Key())
+}
+
+// retryWhileAbsent calls f until it succeeds, fails otherwise than with errAbsent, or ctx
+// ends, backing off and warning every 10 s (a sampler may still be starting).
+func retryWhileAbsent[T any](ctx context.Context, log *slog.Logger, what string, absent func(error) bool, f func() (T, error)) (T, error) {
+	backoff := 5 * time.Millisecond
 	warned := time.Now()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		msg, err := b.NC.RequestWithContext(rctx, subject, data)
-		cancel()
-		if err == nil {
-			return msg.Data, nil
+		v, err := f()
+		if err == nil || !absent(err) {
+			return v, err
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("request %s: %w (last error: %v)", subject, ctx.Err(), err)
-		}
-		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
-			return nil, fmt.Errorf("request %s: %w", subject, err)
+			return v, fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
 		}
 		if time.Since(warned) > 10*time.Second {
-			b.Log.Warn("no answer yet; is a sampler running?", "subject", subject, "err", err)
+			log.Warn("no answer yet; is a sampler running?", "request", what, "err", err)
 			warned = time.Now()
 		}
 		select {
@@ -233,17 +266,4 @@ func (b *Bus) Request(ctx context.Context, subject string, m schemas.Message, ti
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-}
-
-// ReadAll is io.ReadAll for object store readers, bounded by max bytes.
-func ReadAll(r io.Reader, max int64) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > max {
-		return nil, fmt.Errorf("object larger than %d bytes", max)
-	}
-	return buf.Bytes(), nil
 }
