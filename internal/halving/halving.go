@@ -40,6 +40,7 @@ type Config struct {
 // Rung is one rung of the ladder.
 type Rung struct {
 	Rung       int       `json:"rung"`
+	Bracket    int       `json:"bracket"` // 0, then one more ladder after another while time is left
 	Epochs     int       `json:"epochs"`
 	Final      bool      `json:"final,omitempty"`    // trained with the full recipe
 	Probe      bool      `json:"probe,omitempty"`    // a measuring batch outside the ladder
@@ -59,18 +60,23 @@ type Result struct {
 	// Planned are the rung sizes and epochs of the plan the run started with.
 	PlannedSizes  []int `json:"planned_sizes"`
 	PlannedEpochs []int `json:"planned_epochs"`
-	// Best is the candidate with the lowest validation loss in the highest rung that
-	// finished by the deadline (a probe only when nothing else did; -1: none); BestRung is
-	// that rung's position in Rungs.
+	// Best is the candidate with the lowest validation loss over the final rungs that
+	// finished by the deadline, or without one in the highest rung that did (a probe only
+	// when nothing else did; -1: none); BestRung is that rung's position in Rungs.
 	Best     int     `json:"best"`
 	BestRung int     `json:"best_rung"`
 	BestLoss float64 `json:"best_loss"`
-	// Complete is true when the last rung, with the full recipe, finished in time.
+	// Complete is true when the first bracket's last rung, with the full recipe, finished
+	// in time.
 	Complete bool `json:"complete"`
-	// Stopped says why the run ended before the last rung ("" when complete).
+	// Stopped says why the first bracket ended before its last rung ("" when complete).
 	Stopped string `json:"stopped,omitempty"`
-	// SecondsPerEpoch is the measured cost of one candidate-epoch (per worker slot).
-	SecondsPerEpoch float64 `json:"seconds_per_epoch"`
+	// Brackets is the number of ladders run: after the first, another on fresh candidates
+	// while the deadline leaves time for one.
+	Brackets int `json:"brackets"`
+	// The fitted cost of one training (per worker slot): a fixed part and a part per epoch.
+	SecondsPerTraining float64 `json:"seconds_per_training"`
+	SecondsPerEpoch    float64 `json:"seconds_per_epoch"`
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -131,13 +137,39 @@ func Plan(n, eta int, levels []int) (sizes, epochs []int) {
 	return sizes, epochs
 }
 
-// cost is the ladder's cost in candidate-epochs per worker slot.
-func cost(sizes, epochs []int, workers int) float64 {
-	s := 0.0
-	for r := range sizes {
-		s += float64((sizes[r]+workers-1)/workers) * float64(epochs[r])
+// observation is one trained batch: worker slots (⌈n/Workers⌉), epochs, seconds.
+type observation struct{ slots, epochs, seconds float64 }
+
+// fitCost fits seconds per slot = a + b·epochs to the observations by least squares
+// weighted by slots. With a single epoch count, or a fit that is not increasing, all the
+// cost is per epoch (a = 0); a fixed part is never negative.
+func fitCost(obs []observation) (a, b float64) {
+	var w, sx, sy, sxx, sxy, sec, units float64
+	for _, o := range obs {
+		y := o.seconds / o.slots
+		w += o.slots
+		sx += o.slots * o.epochs
+		sy += o.slots * y
+		sxx += o.slots * o.epochs * o.epochs
+		sxy += o.slots * o.epochs * y
+		sec += o.seconds
+		units += o.slots * o.epochs
 	}
-	return s
+	if units == 0 {
+		return 0, 0
+	}
+	mx, my := sx/w, sy/w
+	if v := sxx/w - mx*mx; v > 1e-12*mx*mx {
+		b = (sxy/w - mx*my) / v
+		a = my - b*mx
+		if b > 0 && a >= 0 {
+			return a, b
+		}
+		if b > 0 { // negative fixed part: all per epoch, through the origin
+			return 0, sxy / sxx
+		}
+	}
+	return 0, sec / units
 }
 
 // tail is what the ladder from rung r of the plan (sizes, epochs) becomes when rung r
@@ -159,13 +191,14 @@ func tail(sizes, epochs []int, r, k, eta int) (sz, ep []int) {
 }
 
 // Run runs successive halving. Without a deadline it starts with every candidate. With one
-// it first trains a probe batch (Workers candidates at the lowest level) to measure the cost
-// of a candidate-epoch, then starts with the most candidates whose whole ladder fits in the
-// time left (the probe's batch is part of rung 0 when the ladder starts at its level).
-// Before every later rung it re-measures and trains only as many candidates as the rest of
+// it first trains probe batches (Workers candidates at the lowest level, and the next
+// Workers at the level above) to measure the cost of a training as a fixed part plus a part
+// per epoch, then starts with the most candidates whose whole ladder fits in the time left
+// (a probe batch at the level of the ladder's first rung becomes part of that rung). Before
+// every later rung it re-fits the cost and trains only as many candidates as the rest of
 // the ladder can finish, going straight to the last rung once one candidate is left, and
-// stops when not even that fits. The answer is the best of the highest finished rung. The
-// outcome depends only on train's losses and, under a deadline, on the clock.
+// stops when not even that fits. The answer is the best of the highest rung that finished
+// in time. The outcome depends only on train's losses and, under a deadline, on the clock.
 func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
@@ -173,15 +206,18 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 	}
 	levels := Levels(c.Eta, c.MinEpochs, c.MaxEpochs)
 	res := &Result{Best: -1, BestRung: -1, BestLoss: math.NaN()}
-	var spent, units float64 // seconds and candidate-epoch slots trained so far
-	perUnit := func() float64 {
-		if units == 0 {
-			return 0
-		}
-		return spent / units
-	}
+	var obs []observation
+	bracket := 0 // the ladder being run: 0, then more while time is left
 	fits := func(sz, ep []int) bool {
-		return c.Deadline.IsZero() || cost(sz, ep, c.Workers)*perUnit() <= c.Deadline.Sub(c.Now()).Seconds()
+		if c.Deadline.IsZero() {
+			return true
+		}
+		a, b := fitCost(obs)
+		need := 0.0
+		for r := range sz {
+			need += float64((sz[r]+c.Workers-1)/c.Workers) * (a + b*float64(ep[r]))
+		}
+		return need <= c.Deadline.Sub(c.Now()).Seconds()
 	}
 	// train a batch at rung position pos (appending to it when it exists).
 	batch := func(pos int, idx []int, epochs int) error {
@@ -197,10 +233,9 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 			return fmt.Errorf("halving: %d losses for %d candidates", len(losses), len(idx))
 		}
 		sec := c.Now().Sub(t0).Seconds()
-		spent += sec
-		units += float64((len(idx)+c.Workers-1)/c.Workers) * float64(epochs)
+		obs = append(obs, observation{slots: float64((len(idx) + c.Workers - 1) / c.Workers), epochs: float64(epochs), seconds: sec})
 		if pos == len(res.Rungs) {
-			res.Rungs = append(res.Rungs, Rung{Rung: pos, Epochs: epochs, Candidates: []int{}, Losses: []float64{}})
+			res.Rungs = append(res.Rungs, Rung{Rung: pos, Bracket: bracket, Epochs: epochs, Candidates: []int{}, Losses: []float64{}})
 		}
 		r := &res.Rungs[pos]
 		r.Candidates = append(r.Candidates, idx...)
@@ -213,27 +248,45 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 		return nil
 	}
 	finish := func(stopped string) (*Result, error) {
-		if k := len(res.Rungs) - 1; stopped == "" && k >= 0 && res.Rungs[k].Late {
-			stopped = "the last rung ended after the deadline"
-		}
 		res.Stopped = stopped
 		res.Complete = stopped == ""
-		res.SecondsPerEpoch = perUnit()
-		counted := func(r Rung) bool { return !r.Probe && !r.Late }
-		if !slices.ContainsFunc(res.Rungs, counted) {
-			counted = func(r Rung) bool { return !r.Late }
-			if !slices.ContainsFunc(res.Rungs, counted) {
-				counted = func(Rung) bool { return true }
+		res.Brackets = bracket + 1
+		res.SecondsPerTraining, res.SecondsPerEpoch = fitCost(obs)
+		// The answer: the best of every final rung that finished in time; without one, the
+		// best of the highest rung that finished in time (a probe only when nothing else did).
+		var cands []int
+		var losses []float64
+		var where []int
+		for i, r := range res.Rungs {
+			if r.Final && !r.Late && !r.Probe {
+				cands, losses = append(cands, r.Candidates...), append(losses, r.Losses...)
+				for range r.Candidates {
+					where = append(where, i)
+				}
 			}
 		}
-		for i := len(res.Rungs) - 1; i >= 0; i-- {
-			r := res.Rungs[i]
-			if !counted(r) {
-				continue
+		if len(cands) == 0 {
+			counted := func(r Rung) bool { return !r.Probe && !r.Late }
+			if !slices.ContainsFunc(res.Rungs, counted) {
+				counted = func(r Rung) bool { return !r.Late }
+				if !slices.ContainsFunc(res.Rungs, counted) {
+					counted = func(Rung) bool { return true }
+				}
 			}
-			o := order(r.Candidates, r.Losses)
-			res.Best, res.BestRung, res.BestLoss = r.Candidates[o[0]], i, r.Losses[o[0]]
-			break
+			for i := len(res.Rungs) - 1; i >= 0; i-- {
+				if r := res.Rungs[i]; counted(r) {
+					cands, losses = r.Candidates, r.Losses
+					where = slices.Repeat([]int{i}, len(cands))
+					break
+				}
+			}
+		}
+		if len(cands) > 0 {
+			o := order(cands, losses)
+			res.Best, res.BestRung, res.BestLoss = cands[o[0]], where[o[0]], losses[o[0]]
+		}
+		if res.Complete && !slices.ContainsFunc(res.Rungs, func(r Rung) bool { return r.Bracket == 0 && r.Final && !r.Late }) {
+			res.Complete, res.Stopped = false, "the last rung ended after the deadline"
 		}
 		return res, nil
 	}
@@ -242,79 +295,144 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 	sizes, epochs := Plan(n, c.Eta, levels)
 	var idx []int // candidates of the next rung
 	r := 0        // the next rung's position in the plan
+	firstDone := false
 	if c.Deadline.IsZero() {
 		idx = seq(0, n)
 	} else {
+		// Probes: the first p candidates at the lowest level, the next p (or the same ones
+		// when there are no others) at the level above.
 		p := min(c.Workers, n)
 		if err := batch(0, seq(0, p), levels[0]); err != nil {
 			return nil, err
+		}
+		if len(levels) > 1 {
+			b := seq(p, min(2*p, n))
+			if len(b) == 0 {
+				b = seq(0, p)
+			}
+			if err := batch(1, b, levels[1]); err != nil {
+				return nil, err
+			}
+		}
+		for i := range res.Rungs {
+			res.Rungs[i].Probe = true
+		}
+		// The largest start whose ladder fits; a probe at the first rung's level is part
+		// of that rung, so it is not paid for again.
+		probeAt := func(level int) *Rung {
+			for i := range res.Rungs {
+				if res.Rungs[i].Epochs == level {
+					return &res.Rungs[i]
+				}
+			}
+			return nil
 		}
 		k := n
 		for ; k >= 1; k-- {
 			sizes, epochs = Plan(k, c.Eta, levels)
 			sz := slices.Clone(sizes)
-			if epochs[0] == levels[0] {
-				sz[0] = max(0, sz[0]-p)
+			if q := probeAt(epochs[0]); q != nil {
+				sz[0] = max(0, sz[0]-len(q.Candidates))
 			}
 			if fits(sz, epochs) {
 				break
 			}
 		}
-		probe := &res.Rungs[0]
-		if k == 0 || epochs[0] != levels[0] || k < p {
-			probe.Probe = true // measured only; the ladder starts above it
-		}
 		if k == 0 {
 			res.PlannedSizes, res.PlannedEpochs = []int{}, []int{}
-			probe.Final = len(levels) == 1
-			if probe.Final {
-				return finish("")
-			}
-			return finish("the deadline leaves no time for a ladder after the probe")
+			return finish("the deadline leaves no time for a ladder after the probes")
 		}
+		res.PlannedSizes, res.PlannedEpochs = sizes, epochs
 		idx = seq(0, k)
-		if !probe.Probe {
-			if k > p {
-				if err := batch(0, seq(p, k), levels[0]); err != nil {
+		if q := probeAt(epochs[0]); q != nil {
+			// The first rung is the probe's batch and the first candidates not in it.
+			q.Probe = false
+			var more []int
+			for i := 0; i < n && len(q.Candidates)+len(more) < k; i++ {
+				if !slices.Contains(q.Candidates, i) {
+					more = append(more, i)
+				}
+			}
+			if len(more) > 0 {
+				if err := batch(q.Rung, more, epochs[0]); err != nil {
 					return nil, err
 				}
 			}
-			probe.Final = len(sizes) == 1
-			if probe.Final {
-				res.PlannedSizes, res.PlannedEpochs = sizes, epochs
-				return finish("")
+			if len(sizes) == 1 {
+				q.Final, firstDone = true, true
+			} else {
+				idx, r = promote(q, sizes[1]), 1
 			}
-			idx, r = promote(probe, sizes[1]), 1
 		}
 	}
 	res.PlannedSizes, res.PlannedEpochs = sizes, epochs
-	for {
-		// Shrink the rung to what the rest of the ladder can finish in the time left.
-		k := len(idx)
+	// ladder runs the rungs from r of the plan (sizes, epochs) on idx, shrinking each rung to
+	// what the rest of the ladder can finish in the time left; it says why it stopped short.
+	ladder := func(sizes, epochs, idx []int, r int) (string, error) {
+		for {
+			k := len(idx)
+			for ; k >= 1; k-- {
+				if fits(tail(sizes, epochs, r, k, c.Eta)) {
+					break
+				}
+			}
+			if k == 0 {
+				return fmt.Sprintf("the deadline leaves no time for rung %d (%d candidates × %d epochs)", r, len(idx), epochs[r]), nil
+			}
+			sz, _ := tail(sizes, epochs, r, k, c.Eta)
+			if k == 1 {
+				r = len(sizes) - 1 // one candidate left: straight to the full recipe
+			}
+			idx = idx[:k]
+			pos := len(res.Rungs)
+			if err := batch(pos, idx, epochs[r]); err != nil {
+				return "", err
+			}
+			if r == len(sizes)-1 {
+				res.Rungs[pos].Final = true
+				return "", nil
+			}
+			idx = promote(&res.Rungs[pos], sz[1])
+			r++
+		}
+	}
+	if !firstDone {
+		stopped, err := ladder(sizes, epochs, idx, r)
+		if err != nil {
+			return nil, err
+		}
+		if stopped != "" {
+			return finish(stopped)
+		}
+	}
+	// Time left after the first bracket: further brackets on candidates not trained yet,
+	// each as large as the time left can finish.
+	for !c.Deadline.IsZero() && !res.Rungs[len(res.Rungs)-1].Late {
+		var unused []int
+		for i := range n {
+			if !slices.ContainsFunc(res.Rungs, func(r Rung) bool { return slices.Contains(r.Candidates, i) }) {
+				unused = append(unused, i)
+			}
+		}
+		k := len(unused)
 		for ; k >= 1; k-- {
-			if fits(tail(sizes, epochs, r, k, c.Eta)) {
+			if sizes, epochs = Plan(k, c.Eta, levels); fits(sizes, epochs) {
 				break
 			}
 		}
 		if k == 0 {
-			return finish(fmt.Sprintf("the deadline leaves no time for rung %d (%d candidates × %d epochs)", r, len(idx), epochs[r]))
+			break
 		}
-		sz, _ := tail(sizes, epochs, r, k, c.Eta)
-		if k == 1 {
-			r = len(sizes) - 1 // one candidate left: straight to the full recipe
-		}
-		idx = idx[:k]
-		pos := len(res.Rungs)
-		if err := batch(pos, idx, epochs[r]); err != nil {
+		bracket++
+		stopped, err := ladder(sizes, epochs, unused[:k], 0)
+		if err != nil {
 			return nil, err
 		}
-		if r == len(sizes)-1 {
-			res.Rungs[pos].Final = true
-			return finish("")
+		if stopped != "" {
+			break
 		}
-		idx = promote(&res.Rungs[pos], sz[1])
-		r++
 	}
+	return finish("")
 }
 
 // promote records and returns the best k of rung r: lowest loss first, NaN last, ties to

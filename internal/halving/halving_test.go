@@ -116,7 +116,7 @@ func TestNoDeadlineExactPromotions(t *testing.T) {
 	if len(res.Rungs[0].Candidates) != 27 || !reflect.DeepEqual(res.Rungs[0].Archs[3], []int{32, 8}) {
 		t.Errorf("rung 0: %v / %v", res.Rungs[0].Candidates, res.Rungs[0].Archs)
 	}
-	if res.Best != 22 || res.BestRung != 3 || res.BestLoss != -22 || !res.Complete || res.Stopped != "" {
+	if res.Best != 22 || res.BestRung != 3 || res.BestLoss != -22 || !res.Complete || res.Stopped != "" || res.Brackets != 1 {
 		t.Errorf("answer %d at rung %d loss %g complete %v %q", res.Best, res.BestRung, res.BestLoss, res.Complete, res.Stopped)
 	}
 	if !reflect.DeepEqual(res.PlannedSizes, []int{27, 9, 3, 1}) || !reflect.DeepEqual(res.PlannedEpochs, []int{1, 3, 9, 27}) {
@@ -159,8 +159,10 @@ func TestTiesAndNaN(t *testing.T) {
 }
 
 func TestDeadlinePicksStart(t *testing.T) {
-	// 1 s per candidate-epoch, 100 s: the probe (candidate 0, 1 epoch) leaves 99 s; the
-	// largest start that fits is 12 candidates on levels 3, 9, 27 (36 + 36 + 27 = 99 s).
+	// 1 s per candidate-epoch, 100 s. The probes (candidate 0 at 1 epoch, candidate 1 at 3)
+	// end at 4 s and fit 0 s per training + 1 s per epoch. 27 candidates would need
+	// 26 + 27 + 27 + 27 = 107 s; the largest start that fits the 96 s left is 12 on levels
+	// 3, 9, 27: 11·3 (candidate 1 is already trained) + 4·9 + 27 = 96 s.
 	start := time.Unix(1000, 0)
 	f := &fake{now: start, perEpoch: one, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(100 * time.Second), Now: f.clock}, f.train)
@@ -173,9 +175,13 @@ func TestDeadlinePicksStart(t *testing.T) {
 	if len(res.Rungs) != 4 || !res.Rungs[0].Probe || res.Rungs[0].Epochs != 1 || !reflect.DeepEqual(res.Rungs[0].Candidates, []int{0}) {
 		t.Fatalf("rungs %+v", res.Rungs)
 	}
+	r1 := res.Rungs[1] // the second probe, then the rest of the first rung
+	if r1.Probe || r1.Epochs != 3 || !reflect.DeepEqual(r1.Candidates, []int{1, 0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}) {
+		t.Fatalf("first rung %+v", r1)
+	}
 	// 3 epochs: loss 5i mod 27 over 0..11 → 0 (0), 11 (1), 6 (3), 1 (5).
-	if p := res.Rungs[1].Promoted; !reflect.DeepEqual(p, []int{0, 11, 6, 1}) {
-		t.Errorf("rung 1 promoted %v", p)
+	if !reflect.DeepEqual(r1.Promoted, []int{0, 11, 6, 1}) {
+		t.Errorf("rung 1 promoted %v", r1.Promoted)
 	}
 	if p := res.Rungs[2].Promoted; !reflect.DeepEqual(p, []int{11}) {
 		t.Errorf("rung 2 promoted %v", p)
@@ -186,14 +192,16 @@ func TestDeadlinePicksStart(t *testing.T) {
 	if end := f.now.Sub(start); end != 100*time.Second {
 		t.Errorf("ended after %v, want exactly the 100 s budget", end)
 	}
+	if res.Brackets != 1 || res.SecondsPerTraining != 0 || res.SecondsPerEpoch != 1 {
+		t.Errorf("fitted %g + %g·epochs, want 0 + 1·epochs", res.SecondsPerTraining, res.SecondsPerEpoch)
+	}
 }
 
 func TestDeadlineProbeIsRungZero(t *testing.T) {
-	// 2 workers, 0.5 s per candidate-epoch slot, 30 s: the probe trains candidates 0 and 1
-	// at 1 epoch (0.5 s); 27 candidates would cost 12.5·1 + 5·3 + 2·9 + 1·27 slots = 36 s;
-	// 26…9 start at 3 epochs. 9 candidates: 5·3 + 2·9 + 27 = 60 slots = 30 s > 29.5 s;
-	// 8…3 start at 9 epochs: 8 and 7: 4·9 + 27 = 63 slots (31.5 s); 6: 3·9 + 27 = 54 slots
-	// = 27 s fits.
+	// 2 workers, 0.5 s per candidate-epoch slot, 30 s. Probes: 0 and 1 at 1 epoch (0.5 s),
+	// 2 and 3 at 3 epochs (1.5 s); 28 s left. 27 candidates: 13·1 + 5·3 + 2·9 + 27 = 73
+	// slot-epochs (36.5 s); 9: 4·3 + 2·9 + 27 = 57 (28.5 s); 8 and 7: 4·9 + 27 = 63;
+	// 6: 3·9 + 27 = 54 (27 s) fits.
 	start := time.Unix(0, 0)
 	f := &fake{now: start, workers: 2, perEpoch: func(int) float64 { return 0.5 }, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Workers: 2,
@@ -201,17 +209,17 @@ func TestDeadlineProbeIsRungZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(res.PlannedSizes, []int{6, 2}) || !res.Rungs[0].Probe || len(res.Rungs) != 3 {
+	if !reflect.DeepEqual(res.PlannedSizes, []int{6, 2}) || !res.Rungs[0].Probe || !res.Rungs[1].Probe || len(res.Rungs) != 4 {
 		t.Fatalf("plan %v, rungs %+v", res.PlannedSizes, res.Rungs)
 	}
-	if p := res.Rungs[1].Promoted; !reflect.DeepEqual(p, []int{5, 4}) || res.Best != 5 || !res.Complete {
+	if p := res.Rungs[2].Promoted; !reflect.DeepEqual(p, []int{5, 4}) || res.Best != 5 || res.BestRung != 3 || !res.Complete {
 		t.Fatalf("promoted %v, answer %d", p, res.Best)
 	}
-	if end := f.now.Sub(start); end != 27500*time.Millisecond {
-		t.Errorf("ended at %v, want 27.5 s", end)
+	if end := f.now.Sub(start); end != 29*time.Second {
+		t.Errorf("ended at %v, want 29 s", end)
 	}
-	// With a budget of 40 s the whole 27 fit (36 s after the probe), and the probe's two
-	// candidates are rung 0's first two.
+	// With 40 s the whole 27 fit (36.5 s of the 38 s left), and the first probe's two
+	// candidates are the first rung's first two.
 	f = &fake{now: start, workers: 2, perEpoch: func(int) float64 { return 0.5 }, loss: loss5}
 	res, err = Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Workers: 2,
 		Deadline: start.Add(40 * time.Second), Now: f.clock}, f.train)
@@ -219,68 +227,71 @@ func TestDeadlineProbeIsRungZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	r0 := res.Rungs[0]
-	if r0.Probe || len(r0.Candidates) != 27 || len(f.calls) != 5 || !reflect.DeepEqual(f.calls[0].idx, []int{0, 1}) || f.calls[1].rung != 0 {
+	if r0.Probe || len(r0.Candidates) != 27 || len(f.calls) != 6 || f.calls[2].rung != 0 || !reflect.DeepEqual(f.calls[2].idx, seq(2, 27)) {
 		t.Fatalf("rung 0 %+v, calls %+v", r0, f.calls)
 	}
-	if !reflect.DeepEqual(r0.Promoted, []int{0, 11, 22, 6, 17, 1, 12, 23, 7}) || res.Best != 22 || !res.Complete {
+	if !reflect.DeepEqual(r0.Promoted, []int{0, 11, 22, 6, 17, 1, 12, 23, 7}) || res.Best != 22 || !res.Complete || !res.Rungs[1].Probe {
 		t.Errorf("promoted %v, answer %d, complete %v", r0.Promoted, res.Best, res.Complete)
 	}
 }
 
 func TestDeadlineCutOff(t *testing.T) {
-	// The probe measures 1 s per epoch, but later trainings take 2 s per epoch: the plan
-	// (3 candidates at 9 epochs, then 1 at 27) overruns. After rung 1 (54 s, ends at 55 s)
-	// the measured 55/28 s per epoch says the final 27 epochs cannot finish by 60 s: the run
-	// stops, and the answer is the best of rung 1.
+	// The probes measure 1 s per epoch (they end at 4 s), but later trainings take 2 s per
+	// epoch. The plan that fits the 56 s left, 3 candidates at 9 epochs then 1 at 27
+	// (27 + 27 s), overruns: rung 2 takes 54 s and ends at 58 s, and the re-fitted cost
+	// says the final 27 epochs cannot finish by 60 s. The run stops; the answer is the
+	// best of that rung.
 	start := time.Unix(0, 0)
-	f := &fake{now: start, perEpoch: func(c int) float64 { return float64(min(c, 1) + 1) }, loss: loss5}
+	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 2}[min(c, 2)] }, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(60 * time.Second), Now: f.clock}, f.train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(res.PlannedSizes, []int{3, 1}) || len(res.Rungs) != 2 || len(f.calls) != 2 {
+	if !reflect.DeepEqual(res.PlannedSizes, []int{3, 1}) || len(res.Rungs) != 3 || len(f.calls) != 3 {
 		t.Fatalf("plan %v, rungs %+v", res.PlannedSizes, res.Rungs)
 	}
-	if res.Complete || res.Stopped == "" || res.Best != 2 || res.BestRung != 1 || res.BestLoss != -2 {
-		t.Errorf("complete %v (%q), answer %d at rung %d loss %g; want incomplete, 2 at rung 1", res.Complete, res.Stopped, res.Best, res.BestRung, res.BestLoss)
+	if res.Complete || res.Stopped == "" || res.Best != 2 || res.BestRung != 2 || res.BestLoss != -2 || res.Rungs[2].Late {
+		t.Errorf("complete %v (%q), answer %d at rung %d loss %g; want incomplete, 2 at rung 2", res.Complete, res.Stopped, res.Best, res.BestRung, res.BestLoss)
 	}
-	if f.now.Sub(start) > 60*time.Second {
+	if f.now.Sub(start) != 58*time.Second {
 		t.Errorf("ran until %v", f.now.Sub(start))
-	}
-	if math.Abs(res.SecondsPerEpoch-55.0/28) > 1e-12 {
-		t.Errorf("seconds per epoch %g, want 55/28", res.SecondsPerEpoch)
 	}
 }
 
 func TestDeadlineShrinksRung(t *testing.T) {
-	// Plan 12 → 4 → 1 on levels 3, 9, 27 as in TestDeadlinePicksStart, but rung 1 costs
-	// 1.25 s per epoch (45 s instead of 36): at 46 s, 54 s are left, and four at 9 epochs
-	// plus the final no longer fit, so fewer are promoted.
+	// The plan of TestDeadlinePicksStart (12 → 4 → 1 on levels 3, 9, 27), but the rest of
+	// the first rung costs 1.25 s per epoch (41.25 s, ending at 45.25 s). The re-fitted
+	// cost (1.227 s per epoch through the origin) leaves no room in 54.75 s for 4, 3 or 2
+	// candidates at 9 epochs plus the final; the best one goes straight to the last rung.
 	start := time.Unix(0, 0)
-	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1.25, 1, 1, 1}[c] }, loss: loss5}
+	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 1.25, 1, 1}[c] }, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(100 * time.Second), Now: f.clock}, f.train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Measured 46 s over 37 epochs ≈ 1.243 s: 4·9 + 27 = 63 epochs (78 s) or 3·9 + 27 =
-	// 54 (67 s) or 2·9 + 27 = 45 (56 s) do not fit in 54 s; 1 candidate goes straight to
-	// the last rung (27 epochs, 34 s).
-	if len(res.Rungs) != 3 || !res.Rungs[2].Final || !reflect.DeepEqual(res.Rungs[2].Candidates, []int{0}) {
+	if len(res.Rungs) < 3 || !res.Rungs[2].Final || !reflect.DeepEqual(res.Rungs[2].Candidates, []int{0}) {
 		t.Fatalf("rungs %+v", res.Rungs)
 	}
-	if !res.Complete || res.Best != 0 {
-		t.Errorf("complete %v answer %d", res.Complete, res.Best)
+	// The final rung ends at 72.25 s; the 27.75 s left fit one more bracket: one fresh
+	// candidate (12) with the full recipe, which the losses make the answer.
+	if len(res.Rungs) != 4 || res.Brackets != 2 || res.Rungs[3].Bracket != 1 || !res.Rungs[3].Final || !reflect.DeepEqual(res.Rungs[3].Candidates, []int{12}) {
+		t.Fatalf("second bracket: %+v", res.Rungs)
+	}
+	if !res.Complete || res.Best != 12 || res.BestRung != 3 || f.now.Sub(start) != 99250*time.Millisecond {
+		t.Errorf("complete %v answer %d at %d, ended %v", res.Complete, res.Best, res.BestRung, f.now.Sub(start))
 	}
 }
 
 func TestNothingFitsAfterProbe(t *testing.T) {
+	// The probes end at 4 s; the smallest ladder (one candidate, 27 epochs) needs 27 s of
+	// the 6 s left. The answer is the longer probe's.
 	start := time.Unix(0, 0)
 	f := &fake{now: start, perEpoch: one, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(5), MaxEpochs: 27, Deadline: start.Add(10 * time.Second), Now: f.clock}, f.train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rungs) != 1 || !res.Rungs[0].Probe || res.Complete || res.Best != 0 || res.BestRung != 0 {
+	if len(res.Rungs) != 2 || !res.Rungs[0].Probe || !res.Rungs[1].Probe || res.Complete || res.Best != 1 || res.BestRung != 1 {
 		t.Errorf("%+v", res)
 	}
 }
@@ -309,19 +320,34 @@ func TestErrors(t *testing.T) {
 }
 
 func TestLateRungDoesNotCount(t *testing.T) {
-	// Plan 3 at 9 epochs then 1 at 27 (TestDeadlineCutOff's), at 1 s per epoch until the
-	// final rung, which takes 3 s per epoch and ends at 109 s, after the 60 s deadline:
-	// it is late, and the answer is the best of rung 1.
+	// The plan of TestDeadlineCutOff (3 candidates at 9 epochs, then 1 at 27, by 60 s) at
+	// 1 s per epoch until the final rung, which takes 3 s per epoch and ends at 112 s: it
+	// is late, and the answer is the best of the rung before.
 	start := time.Unix(0, 0)
-	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 3}[c] }, loss: loss5}
+	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 1, 3}[c] }, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(60 * time.Second), Now: f.clock}, f.train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rungs) != 3 || !res.Rungs[2].Late || res.Rungs[1].Late || !res.Rungs[2].Final {
+	if len(res.Rungs) != 4 || !res.Rungs[3].Late || res.Rungs[2].Late || !res.Rungs[3].Final {
 		t.Fatalf("rungs %+v", res.Rungs)
 	}
-	if res.Complete || res.Best != 2 || res.BestRung != 1 {
+	if res.Complete || res.Best != 2 || res.BestRung != 2 {
 		t.Errorf("complete %v (%q), answer %d at rung %d", res.Complete, res.Stopped, res.Best, res.BestRung)
+	}
+}
+
+func TestFitCost(t *testing.T) {
+	// Exact a + b·e data is recovered.
+	obs := []observation{{1, 1, 0.5 + 0.25}, {2, 3, 2 * (0.5 + 0.75)}, {1, 9, 0.5 + 2.25}}
+	if a, b := fitCost(obs); math.Abs(a-0.5) > 1e-12 || math.Abs(b-0.25) > 1e-12 {
+		t.Errorf("fit %g + %g·e, want 0.5 + 0.25·e", a, b)
+	}
+	// One epoch count: all per epoch.
+	if a, b := fitCost([]observation{{2, 3, 6}, {1, 3, 4}}); a != 0 || b != 10.0/9 {
+		t.Errorf("fit %g + %g·e, want 0 + 10/9·e", a, b)
+	}
+	if a, b := fitCost(nil); a != 0 || b != 0 {
+		t.Errorf("empty fit %g %g", a, b)
 	}
 }
