@@ -249,7 +249,7 @@ func (e *Evaluator) trial(ctx context.Context, m bus.Delivery, rp *replica, w *s
 	t := w.Trial
 	task := rp.spec.NNTask()
 	model, h, err := nn.TrainStandalone(nn.Arch(w.Arch), task, train, val,
-		nn.TrainConfig{Epochs: t.Epochs, BatchSize: t.Batch, LR: t.LR, Patience: t.Patience, Seed: t.Seed})
+		t.TrainConfig())
 	if err != nil {
 		return nil, permanent(fmt.Errorf("training %s: %w", space.FormatWidths(w.Arch), err))
 	}
