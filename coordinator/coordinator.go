@@ -36,6 +36,9 @@ type Config struct {
 	ResumeRun string
 	// OnStep sees every step record (progress display).
 	OnStep func(search.Record, *search.Engine)
+	// Started is when the run's clock started, for the time budget (default: when Run is
+	// called; a command passes its own start so that data loading counts too).
+	Started time.Time
 	// Workers is how many stand-alone trainings run at once (the evaluators), for the
 	// finish's time planning (default 1).
 	Workers int
@@ -159,6 +162,9 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	var deadline, searchEnd time.Time
 	if fin.MaxSeconds > 0 {
 		// A resumed run gets the whole budget again: the clock is this incarnation's.
+		if !cfg.Started.IsZero() {
+			start = cfg.Started
+		}
 		deadline = start.Add(time.Duration(fin.MaxSeconds * float64(time.Second)))
 		searchEnd = start.Add(time.Duration(fin.SearchShare * fin.MaxSeconds * float64(time.Second)))
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -19,19 +20,39 @@ import (
 type ProxyCheck struct {
 	// K architectures trained with the full recipe (--check-proxy): Kendall's τ and
 	// Spearman's ρ between their proxy score and their stand-alone validation loss.
-	K          int     `json:"k,omitempty"`
-	KendallTau float64 `json:"kendall_tau"`
-	Spearman   float64 `json:"spearman"`
+	K          int   `json:"k,omitempty"`
+	KendallTau Float `json:"kendall_tau"`
+	Spearman   Float `json:"spearman"`
 	// The same, measured for free on the finish's first rung: the proxy-scored pool
 	// against its low-fidelity stand-alone losses (NaN when too few were scored).
-	RungK   int     `json:"rung_k,omitempty"`
-	RungTau float64 `json:"rung_tau"`
+	RungK   int   `json:"rung_k,omitempty"`
+	RungTau Float `json:"rung_tau"`
 	// Points are (proxy, stand-alone) pairs of the K architectures, for the report.
 	Points []ProxyPoint `json:"points,omitempty"`
 	// Trusted is false when τ (the K-check, else the rung's) is below TrustTau: the search
 	// says so and the answer rests on stand-alone evidence alone.
 	Trusted bool   `json:"trusted"`
 	Note    string `json:"note,omitempty"`
+}
+
+// Float is a float64 that is null in JSON when not a number (a τ not measured).
+type Float float64
+
+// MarshalJSON implements json.Marshaler.
+func (f Float) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(float64(f))
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *Float) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = Float(math.NaN())
+		return nil
+	}
+	return json.Unmarshal(b, (*float64)(f))
 }
 
 // ProxyPoint is one architecture of the proxy check.
@@ -87,7 +108,7 @@ func finish(ctx context.Context, log *slog.Logger, rb *remote, eng *search.Engin
 	}
 	n := f.Candidates
 	if !deadline.IsZero() {
-		n = max(n, 81) // the halving decides from the measured cost how many it can start
+		n = max(n, 243) // the halving decides from the measured cost how many it can start
 	}
 	pool, err := eng.Pool(ctx, n, f.Uniform)
 	if err != nil {
@@ -144,22 +165,23 @@ func finish(ctx context.Context, log *slog.Logger, rb *remote, eng *search.Engin
 		r0 := lad.Rungs[0]
 		var px, sa []float64
 		for i, k := range r0.Candidates {
-			if !math.IsNaN(pool[k].Proxy) {
-				px, sa = append(px, pool[k].Proxy), append(sa, r0.Losses[i])
+			if pool[k].Proxy != nil && !math.IsNaN(r0.Losses[i]) {
+				px, sa = append(px, *pool[k].Proxy), append(sa, r0.Losses[i])
 			}
 		}
 		if out.proxy == nil {
-			out.proxy = &ProxyCheck{KendallTau: math.NaN(), Spearman: math.NaN()}
+			out.proxy = &ProxyCheck{KendallTau: Float(math.NaN()), Spearman: Float(math.NaN())}
 		}
-		out.proxy.RungK, out.proxy.RungTau = len(px), math.NaN()
+		out.proxy.RungK, out.proxy.RungTau = len(px), Float(math.NaN())
 		if len(px) >= 3 {
-			out.proxy.RungTau, _ = rank.KendallTau(px, sa)
+			tau, _ := rank.KendallTau(px, sa)
+			out.proxy.RungTau = Float(tau)
 		}
 	}
 	if pc := out.proxy; pc != nil {
-		tau := pc.KendallTau
+		tau := float64(pc.KendallTau)
 		if pc.K == 0 {
-			tau = pc.RungTau
+			tau = float64(pc.RungTau)
 		}
 		pc.Trusted = tau >= TrustTau
 		if !pc.Trusted {
@@ -212,10 +234,11 @@ func checkProxy(ctx context.Context, eng *search.Engine, spec *schemas.RunSpec, 
 		sa[i] = trials[i].ValLoss
 		pc.Points = append(pc.Points, ProxyPoint{Arch: trials[i].Arch, Source: p.source, Proxy: px[i], Standalone: sa[i]})
 	}
-	pc.KendallTau, pc.Spearman = math.NaN(), math.NaN()
+	pc.KendallTau, pc.Spearman = Float(math.NaN()), Float(math.NaN())
 	if len(picks) >= 2 {
-		pc.KendallTau, _ = rank.KendallTau(px, sa)
-		pc.Spearman, _ = rank.Spearman(px, sa)
+		tau, _ := rank.KendallTau(px, sa)
+		rho, _ := rank.Spearman(px, sa)
+		pc.KendallTau, pc.Spearman = Float(tau), Float(rho)
 	}
 	return pc, trials, nil
 }

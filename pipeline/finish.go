@@ -74,8 +74,14 @@ func Finish(ctx context.Context, env *Env, out *coordinator.Outcome, r *Result, 
 	if err := report.Write(&page, in); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	inJSON, _ := json.Marshal(in)
-	resJSON, _ := json.MarshalIndent(r, "", "  ")
+	inJSON, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("report input: %w", err)
+	}
+	resJSON, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("result: %w", err)
+	}
 
 	write := func(st objstore.Store, modelPrefix, reportKey, inputKey, resultKey string) error {
 		if err := model.Save(ctx, st, modelPrefix, art); err != nil {
@@ -140,7 +146,7 @@ func ReportInput(out *coordinator.Outcome, data string) report.Input {
 		in.Constraints = append(in.Constraints, report.Constraint{Name: "train_step_ms", Limit: c.MaxTrainStepMs, Text: fmt.Sprintf("train_step_ms ≤ %g", c.MaxTrainStepMs)})
 	}
 	if pc := out.Proxy; pc != nil {
-		in.Proxy = &report.Proxy{KendallTau: pc.KendallTau, Spearman: pc.Spearman, RungTau: pc.RungTau, Trusted: pc.Trusted, Note: pc.Note}
+		in.Proxy = &report.Proxy{KendallTau: report.Measured(float64(pc.KendallTau)), Spearman: report.Measured(float64(pc.Spearman)), RungTau: report.Measured(float64(pc.RungTau)), Trusted: pc.Trusted, Note: pc.Note}
 		for _, p := range pc.Points {
 			in.Proxy.Points = append(in.Proxy.Points, report.ProxyPoint{Arch: p.Arch, Source: p.Source, Proxy: p.Proxy, Standalone: p.Standalone})
 		}

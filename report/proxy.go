@@ -9,9 +9,9 @@ import (
 // Proxy is how well the shared-weight score ranked architectures in the run: pairs of
 // proxy score and stand-alone validation loss, and their rank correlations.
 type Proxy struct {
-	KendallTau float64      `json:"kendall_tau"`
-	Spearman   float64      `json:"spearman"`
-	RungTau    float64      `json:"rung_tau"` // against the finish's first rung (NaN: not measured)
+	KendallTau *float64     `json:"kendall_tau"` // nil: not measured
+	Spearman   *float64     `json:"spearman"`
+	RungTau    *float64     `json:"rung_tau"` // against the finish's first rung
 	Trusted    bool         `json:"trusted"`
 	Note       string       `json:"note,omitempty"`
 	Points     []ProxyPoint `json:"points,omitempty"`
@@ -33,7 +33,7 @@ func proxyChart(in Input) template.HTML {
 	}
 	const h = 320.0
 	pr := in.Proxy
-	title := fmt.Sprintf("Proxy check: Kendall τ %s, Spearman ρ %s over %d architectures", fmtNum(pr.KendallTau), fmtNum(pr.Spearman), len(pr.Points))
+	title := fmt.Sprintf("Proxy check: Kendall τ %s, Spearman ρ %s over %d architectures", fmtTau(pr.KendallTau), fmtTau(pr.Spearman), len(pr.Points))
 	s := newSVG(chartW, h, "chart chart-proxy", title)
 	var xs, ys []float64
 	for _, p := range pr.Points {
@@ -63,9 +63,17 @@ func proxyChart(in Input) template.HTML {
 	return s.HTML()
 }
 
-func fmtTau(v float64) string {
-	if math.IsNaN(v) {
+func fmtTau(v *float64) string {
+	if v == nil || math.IsNaN(*v) {
 		return "—"
 	}
-	return fmt.Sprintf("%.2f", v)
+	return fmt.Sprintf("%.2f", *v)
+}
+
+// Measured is v, or nil when v is not a number (JSON has no NaN).
+func Measured(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
 }

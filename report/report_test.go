@@ -474,7 +474,7 @@ func TestReportProxyCheck(t *testing.T) {
 	if doc := parse(t, render(t, in)); len(find(doc, "svg", "chart-proxy")) != 0 {
 		t.Fatal("proxy chart drawn without a proxy check")
 	}
-	in.Proxy = &Proxy{KendallTau: 0.5, Spearman: 0.6, RungTau: 0.1, Note: "the shared-weight score ranked architectures poorly here",
+	in.Proxy = &Proxy{KendallTau: Measured(0.5), Spearman: Measured(0.6), RungTau: Measured(0.1), Note: "the shared-weight score ranked architectures poorly here",
 		Points: []ProxyPoint{{"8-8-8", "uniform", 0.7, 0.5}, {"64-64-64", "top", 0.6, 0.45}, {"32-32-32", "top", 0.65, 0.47}}}
 	page := render(t, in)
 	doc := parse(t, page)

@@ -526,11 +526,11 @@ const (
 )
 
 // PoolEntry is one candidate of the finish, with where it came from and its proxy score
-// (the shared-weight validation loss on the reward's rows; NaN when not scored).
+// (the shared-weight validation loss on the reward's rows; nil when not scored).
 type PoolEntry struct {
 	Candidate
-	Source string  `json:"source"`
-	Proxy  float64 `json:"proxy"`
+	Source string   `json:"source"`
+	Proxy  *float64 `json:"proxy,omitempty"`
 }
 
 // Pool returns up to n distinct feasible candidates for the final stage, in the order to
@@ -546,7 +546,7 @@ func (e *Engine) Pool(ctx context.Context, n int, uniform float64) ([]PoolEntry,
 	mk := func(a space.Arch, src string) PoolEntry {
 		w := e.Space.ArchWidths(a)
 		return PoolEntry{Candidate: Candidate{Arch: space.FormatWidths(w), Widths: w, Params: e.Space.Params(a),
-			Prob: math.Exp(policy.LogProb(probs, a)), Feasible: true}, Source: src, Proxy: math.NaN()}
+			Prob: math.Exp(policy.LogProb(probs, a)), Feasible: true}, Source: src}
 	}
 	seen := map[string]bool{}
 	feasible := func(a space.Arch) (bool, error) { return e.est.Feasible(ctx, a) }
@@ -591,11 +591,13 @@ func (e *Engine) Pool(ctx context.Context, n int, uniform float64) ([]PoolEntry,
 	for i, a := range drawn {
 		pol[i] = mk(a, FromPolicy)
 		w := e.Space.ArchWidths(a)
-		if pol[i].Proxy, err = e.backend.ValLoss(ctx, e.Step, nn.Arch(w)); err != nil {
+		v, err := e.backend.ValLoss(ctx, e.Step, nn.Arch(w))
+		if err != nil {
 			return nil, fmt.Errorf("proxy score of %s: %w", pol[i].Arch, err)
 		}
+		pol[i].Proxy = &v
 	}
-	slices.SortStableFunc(pol, func(a, b PoolEntry) int { return cmpNaN(a.Proxy, b.Proxy) })
+	slices.SortStableFunc(pol, func(a, b PoolEntry) int { return cmpNaN(*a.Proxy, *b.Proxy) })
 	for _, p := range pol[min(np, len(pol)):] {
 		delete(seen, p.Arch) // not kept: a uniform draw may take it
 	}
@@ -614,10 +616,11 @@ func (e *Engine) Pool(ctx context.Context, n int, uniform float64) ([]PoolEntry,
 		}
 	}
 	if len(first) > 0 {
-		w := first[0].Widths
-		if out[0].Proxy, err = e.backend.ValLoss(ctx, e.Step, nn.Arch(w)); err != nil {
+		v, err := e.backend.ValLoss(ctx, e.Step, nn.Arch(first[0].Widths))
+		if err != nil {
 			return nil, err
 		}
+		out[0].Proxy = &v
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no feasible architecture found under %s", ErrInfeasibleBudget, e.Cons)
