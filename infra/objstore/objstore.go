@@ -18,6 +18,10 @@ type Info struct {
 	Key     string
 	Size    int64
 	ModTime time.Time
+	// ETag identifies this version of the object: it changes whenever the object is
+	// replaced with other content. On S3 it is the server's ETag; on a local store it is
+	// derived from the file's identity, size and modification time.
+	ETag string
 }
 
 // Object is a random-access reader over one stored object (Parquet needs ReadAt).
@@ -39,6 +43,7 @@ type Store interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// Open opens key for random access.
 	Open(ctx context.Context, key string) (Object, error)
+	// Stat describes key (size, modification time, ETag) without reading it.
 	Stat(ctx context.Context, key string) (Info, error)
 	// List returns the objects whose key starts with prefix, sorted by key.
 	List(ctx context.Context, prefix string) ([]Info, error)

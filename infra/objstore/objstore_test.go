@@ -7,6 +7,7 @@ import (
 
 	"github.com/tabnas/tabnas/infra/objstore"
 	"github.com/tabnas/tabnas/infra/objstore/objstoretest"
+	"github.com/tabnas/tabnas/infra/redact"
 )
 
 func TestLocalConformance(t *testing.T) {
@@ -37,11 +38,33 @@ func TestParseS3URL(t *testing.T) {
 			t.Errorf("ParseS3URL(%q) = %q, %q, %v; want %q, %q", c.url, b, k, err, c.bucket, c.key)
 		}
 	}
-	for _, u := range []string{"", "s3://", "s3:///key", "http://b/k", "b/k", "s3://b/../k", "s3://b//k", "s3://b/k?versionId=1", "s3://user@b/k"} {
+	for _, u := range []string{"", "s3://", "s3:///key", "http://b/k", "b/k", "s3://b/../k", "s3://b//k", "s3://b/k?versionId=1", "s3://user@b/k", "s3://AKIAKEY:s3cr3tkey@b/k"} {
 		if _, _, err := objstore.ParseS3URL(u); err == nil {
 			t.Errorf("ParseS3URL(%q) accepted a bad URL", u)
-		} else if u != "" && !strings.Contains(err.Error(), u) {
+		} else if u != "" && !strings.Contains(err.Error(), redact.URL(u)) {
 			t.Errorf("ParseS3URL(%q) error %q does not name the URL", u, err)
+		}
+	}
+}
+
+// TestURLErrorsHideCredentials: a store URL or endpoint with user info is refused, and the
+// error names it with the secret masked.
+func TestURLErrorsHideCredentials(t *testing.T) {
+	ctx := context.Background()
+	for _, u := range []string{"s3://AKIAKEY:s3cr3tkey@bucket/prefix", "s3://s3cr3tkey@bucket", "https://AKIAKEY:s3cr3tkey@host/bucket",
+		"file://AKIAKEY:s3cr3tkey@host/dir", "file://AKIAKEY:s3cr3tkey@host:bad/dir"} {
+		_, err := objstore.Open(ctx, u, objstore.Options{})
+		if err == nil {
+			t.Fatalf("Open(%q) accepted credentials in the URL", u)
+		}
+		if strings.Contains(err.Error(), "s3cr3tkey") || !strings.Contains(err.Error(), "xxxxx@") {
+			t.Errorf("Open(%q) error = %q", u, err)
+		}
+	}
+	for _, ep := range []string{"http://AKIAKEY:s3cr3tkey@127.0.0.1:1/path", "http://AKIAKEY:s3cr3tkey@127.0.0.1:bad"} {
+		_, err := objstore.NewS3(ctx, "b", "", objstore.Options{Endpoint: ep, AccessKey: "a", SecretKey: "b"})
+		if err == nil || strings.Contains(err.Error(), "s3cr3tkey") {
+			t.Errorf("NewS3 with endpoint %q: error = %v", ep, err)
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/tabnas/tabnas/infra/redact"
 )
 
 // EnvS3Endpoint names the S3 endpoint when Options.Endpoint is empty; AWS_ENDPOINT_URL_S3 and
@@ -55,17 +57,17 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 	case strings.HasPrefix(rawURL, "file://"):
 		u, err := url.Parse(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("objstore: bad store URL %q: %w", rawURL, err)
+			return nil, fmt.Errorf("objstore: bad store URL %q: %w", redact.URL(rawURL), redact.Error(err))
 		}
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("objstore: bad store URL %q: want file:///absolute/dir (three slashes)", rawURL)
+			return nil, fmt.Errorf("objstore: bad store URL %q: want file:///absolute/dir (three slashes)", redact.URL(rawURL))
 		}
 		if u.Path == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("objstore: bad store URL %q: want file:///absolute/dir", rawURL)
+			return nil, fmt.Errorf("objstore: bad store URL %q: want file:///absolute/dir", redact.URL(rawURL))
 		}
 		return NewLocal(u.Path)
 	case strings.Contains(rawURL, "://"):
-		return nil, fmt.Errorf("objstore: unsupported store URL %q (want file:///dir, a directory path or s3://bucket/prefix)", rawURL)
+		return nil, fmt.Errorf("objstore: unsupported store URL %q (want file:///dir, a directory path or s3://bucket/prefix)", redact.URL(rawURL))
 	}
 	return NewLocal(rawURL)
 }
@@ -75,19 +77,19 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 func ParseS3URL(rawURL string) (bucket, key string, err error) {
 	rest, ok := strings.CutPrefix(rawURL, "s3://")
 	if !ok {
-		return "", "", fmt.Errorf("objstore: %q is not an s3:// URL", rawURL)
+		return "", "", fmt.Errorf("objstore: %q is not an s3:// URL", redact.URL(rawURL))
 	}
 	bucket, key, _ = strings.Cut(rest, "/")
 	if bucket == "" {
-		return "", "", fmt.Errorf("objstore: %q has no bucket (want s3://bucket/key)", rawURL)
+		return "", "", fmt.Errorf("objstore: %q has no bucket (want s3://bucket/key)", redact.URL(rawURL))
 	}
 	if strings.ContainsAny(bucket, "?#@:") || strings.ContainsAny(key, "?#") {
-		return "", "", fmt.Errorf("objstore: bad S3 URL %q: want s3://bucket/key without query, port or credentials", rawURL)
+		return "", "", fmt.Errorf("objstore: bad S3 URL %q: want s3://bucket/key without query, port or credentials", redact.URL(rawURL))
 	}
 	key = strings.TrimSuffix(key, "/")
 	if key != "" {
 		if err := ValidateKey(key); err != nil {
-			return "", "", fmt.Errorf("objstore: bad S3 URL %q: %w", rawURL, err)
+			return "", "", fmt.Errorf("objstore: bad S3 URL %q: %w", redact.URL(rawURL), err)
 		}
 	}
 	return bucket, key, nil

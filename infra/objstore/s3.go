@@ -13,6 +13,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/tabnas/tabnas/infra/redact"
 )
 
 // DefaultPartSize is the multipart part size for large or unknown-size Puts. minio-go would
@@ -171,7 +172,7 @@ func (s *S3) Stat(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, s.mapErr("stat", key, err)
 	}
-	return Info{Key: key, Size: st.Size, ModTime: st.LastModified}, nil
+	return Info{Key: key, Size: st.Size, ModTime: st.LastModified, ETag: st.ETag}, nil
 }
 
 // List implements Store.List.
@@ -190,7 +191,7 @@ func (s *S3) List(ctx context.Context, prefix string) ([]Info, error) {
 		if strings.HasSuffix(key, "/") {
 			continue // directory marker written by some tools, not an object
 		}
-		out = append(out, Info{Key: key, Size: o.Size, ModTime: o.LastModified})
+		out = append(out, Info{Key: key, Size: o.Size, ModTime: o.LastModified, ETag: o.ETag})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
@@ -236,16 +237,16 @@ func parseEndpoint(ep string, insecure bool) (host string, secure bool, err erro
 	}
 	if !strings.Contains(ep, "://") {
 		if strings.ContainsAny(ep, "/?#") {
-			return "", false, fmt.Errorf("bad S3 endpoint %q: want host:port or http(s)://host:port", ep)
+			return "", false, fmt.Errorf("bad S3 endpoint %q: want host:port or http(s)://host:port", redact.URL(ep))
 		}
 		return ep, !insecure, nil
 	}
 	u, err := url.Parse(ep)
 	if err != nil {
-		return "", false, fmt.Errorf("bad S3 endpoint %q: %w", ep, err)
+		return "", false, fmt.Errorf("bad S3 endpoint %q: %w", redact.URL(ep), redact.Error(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return "", false, fmt.Errorf("bad S3 endpoint %q: want host:port or http(s)://host:port", ep)
+		return "", false, fmt.Errorf("bad S3 endpoint %q: want host:port or http(s)://host:port", redact.URL(ep))
 	}
 	return u.Host, u.Scheme == "https", nil
 }

@@ -82,6 +82,7 @@ func Run(t *testing.T, newStore func(t *testing.T) objstore.Store) {
 		{"UnknownSizeMultipart", testUnknownSize},
 		{"FailedPutLeavesNothing", testFailedPut},
 		{"ConcurrentPutsSameKey", testConcurrentPuts},
+		{"ETagIdentifiesVersion", testETag},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -490,5 +491,44 @@ func testConcurrentPuts(t *testing.T, s objstore.Store) {
 	all, err := s.List(ctx, "")
 	if err != nil || strings.Join(keys(all), ",") != "race/key" {
 		t.Fatalf("list = %v, %v; want only race/key (no temp files)", keys(all), err)
+	}
+}
+
+// testETag: Stat and List agree on an ETag that stays put while the object does and changes
+// when it is replaced with other content, of the same size or not. Callers key caches on it.
+func testETag(t *testing.T, s objstore.Store) {
+	ctx := ctxT(t)
+	stat := func(key string) objstore.Info {
+		t.Helper()
+		info, err := s.Stat(ctx, key)
+		if err != nil {
+			t.Fatalf("stat %s: %v", key, err)
+		}
+		if info.ETag == "" {
+			t.Fatalf("stat %s: empty ETag", key)
+		}
+		return info
+	}
+	put(t, s, "e/obj", []byte("version one"))
+	v1 := stat("e/obj")
+	if again := stat("e/obj"); again != v1 {
+		t.Fatalf("two stats of one version differ: %+v vs %+v", v1, again)
+	}
+	all, err := s.List(ctx, "e/")
+	if err != nil || len(all) != 1 || all[0].ETag != v1.ETag {
+		t.Fatalf("list = %+v, %v; want ETag %q", all, err, v1.ETag)
+	}
+	put(t, s, "e/obj", []byte("version two")) // same size, other bytes
+	v2 := stat("e/obj")
+	if v2.ETag == v1.ETag {
+		t.Fatalf("ETag %q unchanged after replacing the content", v2.ETag)
+	}
+	put(t, s, "e/obj", []byte("version three, longer"))
+	if v3 := stat("e/obj"); v3.ETag == v2.ETag || v3.ETag == v1.ETag || v3.Size == v2.Size {
+		t.Fatalf("after a longer replacement stat = %+v (before %+v)", v3, v2)
+	}
+	put(t, s, "e/other", []byte("version one"))
+	if o := stat("e/other"); o.ETag == "" || o.Size != v1.Size {
+		t.Fatalf("stat of a second key = %+v", o)
 	}
 }
