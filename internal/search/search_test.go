@@ -118,35 +118,48 @@ func newEngine(t testing.TB, cfg Config, s *space.Space, cons space.Constraints,
 	return e
 }
 
-// A search over the SuperNet on real data ends with a feasible architecture whose
-// stand-alone validation loss beats uniformly random feasible architectures'.
+// A search over the SuperNet on real data, under a budget that binds, ends with feasible
+// architectures whose stand-alone validation loss, over several seeds, beats uniformly
+// random feasible architectures' by a clear margin: a broken RL loop (no update, a wrong
+// sign, a reward that ignores the architecture) leaves the policy near uniform and fails:
+// with the controller's learning rate at 1e-12 the answers' mean is 0.6083 against the
+// random mean 0.6119, inside the margin; the search reaches 0.6036.
 func TestSearchHiggsBeatsRandomFeasible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("searches three seeds and trains ten networks")
+	}
 	train, val, _ := loadHiggs(t, 0)
 	s, _ := space.New(train.Cols, 1, 3, space.DefaultWidths)
 	cons := space.Constraints{space.MaxParams{Max: 1500}}
-	cfg := Config{Steps: 1000, Seed: 3, Batch: 256, ValBatch: 2048, TopK: 1}
-	e := newEngine(t, cfg, s, cons, shardsOf(train, 2), shardsOf(val, 1))
-	if err := e.Run(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	sel, err := e.Select(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	best := sel.Candidates[0]
-	if !best.Feasible || best.Params > 1500 {
-		t.Fatalf("answer %s with %d params is not feasible", best.Arch, best.Params)
-	}
 	tc := nn.TrainConfig{Epochs: 20, Patience: 4, Seed: 1}
-	_, h, err := nn.TrainStandalone(nn.Arch(best.Widths), nn.BinaryTask(), train, val, tc)
-	if err != nil {
-		t.Fatal(err)
+	var answers float64
+	const seeds = 3
+	for seed := uint64(1); seed <= seeds; seed++ {
+		cfg := Config{Steps: 1000, Seed: seed, Batch: 256, ValBatch: 2048, TopK: 1}
+		e := newEngine(t, cfg, s, cons, shardsOf(train, 2), shardsOf(val, 1))
+		if err := e.Run(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+		sel, err := e.Select(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := sel.Candidates[0]
+		if !best.Feasible || best.Params > 1500 {
+			t.Fatalf("answer %s with %d params is not feasible", best.Arch, best.Params)
+		}
+		_, h, err := nn.TrainStandalone(nn.Arch(best.Widths), nn.BinaryTask(), train, val, tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("seed %d: answer %s (%d params, p=%.3f): val loss %.4f", seed, best.Arch, best.Params, best.Prob, h.BestValLoss)
+		answers += h.BestValLoss / seeds
 	}
 	// Uniformly random feasible architectures, by rejection from the uniform policy.
 	rng := rand.New(rand.NewPCG(99, 1))
 	probs := policy.NewPolicy(s).Probs()
 	var sum float64
-	const nRandom = 4
+	const nRandom = 7
 	for k := 0; k < nRandom; {
 		a := policy.Sample(probs, rng, nil)
 		if ok, _ := cons.Feasible(s, a); !ok {
@@ -157,11 +170,12 @@ func TestSearchHiggsBeatsRandomFeasible(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("random feasible %s (%d params): val loss %.4f", s.Format(a), s.Params(a), hr.BestValLoss)
-		sum += hr.BestValLoss
+		sum += hr.BestValLoss / nRandom
 		k++
 	}
-	t.Logf("search answer %s (%d params, p=%.3f): val loss %.4f; random mean %.4f", best.Arch, best.Params, best.Prob, h.BestValLoss, sum/nRandom)
-	if h.BestValLoss >= sum/nRandom {
-		t.Fatalf("search answer %s val loss %.4f not better than random feasible mean %.4f", best.Arch, h.BestValLoss, sum/nRandom)
+	const margin = 0.005
+	t.Logf("search answers' mean val loss %.4f; random feasible mean %.4f", answers, sum)
+	if answers > sum-margin {
+		t.Fatalf("search answers' mean val loss %.4f is not %.3f better than the random feasible mean %.4f", answers, margin, sum)
 	}
 }
