@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/tabnas/tabnas/dataset"
+	"github.com/tabnas/tabnas/infra/redact"
 	"github.com/tabnas/tabnas/internal/search"
 )
 
@@ -82,7 +83,7 @@ func run(args []string) int {
 			if errors.Is(err, flag.ErrHelp) {
 				return exitOK
 			}
-			fmt.Fprintf(os.Stderr, "tabnas %s: %v\n", c.name, err)
+			fmt.Fprintf(os.Stderr, "tabnas %s: %s\n", c.name, redact.Text(err.Error()))
 			return exitCode(err)
 		}
 	}
@@ -137,7 +138,7 @@ func newLogger(quiet bool, jsonLogs bool) *slog.Logger {
 	if quiet {
 		level = slog.LevelWarn
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact.ReplaceAttr}
 	if jsonLogs {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}

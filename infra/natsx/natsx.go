@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/tabnas/tabnas/infra/redact"
 )
 
 // ConnectOptions tune Connect. Zero values pick the defaults noted on each field.
@@ -58,7 +59,7 @@ func Connect(url string, opts ConnectOptions) (*nats.Conn, error) {
 		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("nats disconnected", "url", url, "err", err)
+				log.Warn("nats disconnected", "url", redact.URL(url), "err", redact.Error(err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -69,7 +70,7 @@ func Connect(url string, opts ConnectOptions) (*nats.Conn, error) {
 			if sub != nil {
 				subj = sub.Subject
 			}
-			log.Error("nats async error", "url", url, "subject", subj, "err", err)
+			log.Error("nats async error", "url", redact.URL(url), "subject", subj, "err", redact.Error(err))
 		}),
 	}
 	if opts.RetryOnFailedConnect {
@@ -78,7 +79,7 @@ func Connect(url string, opts ConnectOptions) (*nats.Conn, error) {
 	no = append(no, opts.Extra...)
 	nc, err := nats.Connect(url, no...)
 	if err != nil {
-		return nil, fmt.Errorf("natsx: connect to %s: %w", url, err)
+		return nil, fmt.Errorf("natsx: connect to %s: %w", redact.URL(url), redact.Error(err))
 	}
 	return nc, nil
 }

@@ -10,8 +10,9 @@
 # Environment:
 #   TABNAS_RUN_DIR    runtime dir: pids, logs, data (default ${TMPDIR:-/tmp}/tabnas-servers-$UID)
 #   TABNAS_TOOLS_DIR  where install-servers.sh put the binaries (default $HOME/.cache/tabnas/bin)
-# The env file exports TABNAS_TEST_NATS_URL and TABNAS_TEST_S3_{ENDPOINT,ACCESS_KEY,SECRET_KEY,
-# BUCKET,REGION}.
+# The env file exports TABNAS_TEST_NATS_URL, TABNAS_TEST_S3_{ENDPOINT,ACCESS_KEY,SECRET_KEY,
+# BUCKET,REGION} and TABNAS_TEST_NATS_SERVER (the nats-server binary, for tests that need a
+# server of their own, e.g. one with authentication).
 set -euo pipefail
 
 RUN_DIR="${TABNAS_RUN_DIR:-${TMPDIR:-/tmp}/tabnas-servers-$(id -u)}"
@@ -174,6 +175,7 @@ cmd_start() {
 		export TABNAS_TEST_S3_SECRET_KEY=$S3_SECRET_KEY
 		export TABNAS_TEST_S3_BUCKET=$S3_BUCKET
 		export TABNAS_TEST_S3_REGION=$S3_REGION
+		export TABNAS_TEST_NATS_SERVER=$TOOLS_DIR/nats-server
 	ENV
 	mv "$RUN_DIR/env.tmp" "$RUN_DIR/env"
 	log "env written to $RUN_DIR/env"

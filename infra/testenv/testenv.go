@@ -18,6 +18,8 @@ const (
 	S3SecretKey = "TABNAS_TEST_S3_SECRET_KEY"
 	S3Bucket    = "TABNAS_TEST_S3_BUCKET"
 	S3Region    = "TABNAS_TEST_S3_REGION"
+	// NATSServer is the path of the nats-server binary, for tests that start their own.
+	NATSServer = "TABNAS_TEST_NATS_SERVER"
 	// RequireServers=1 turns a missing server variable into a test failure.
 	RequireServers = "TABNAS_TEST_REQUIRE_SERVERS"
 )
