@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"sync"
 
 	"github.com/tabnas/tabnas/dataset"
 	"github.com/tabnas/tabnas/infra/objstore"
@@ -51,5 +52,49 @@ func DirectEngine(ctx context.Context, store objstore.Store, spec *schemas.RunSp
 		return nil, err
 	}
 	cons := spec.ParamsConstraint()
-	return search.New(spec.Search, s, cons, net, b, &search.LocalEstimator{Space: s, Cons: cons, Cfg: spec.Search.Policy, Seed: spec.Search.Seed})
+	est := &prefetching{LocalEstimator: &search.LocalEstimator{Space: s, Cons: cons, Cfg: spec.Search.Policy, Seed: spec.Search.Seed}, pend: map[int64]chan estimate{}}
+	return search.New(spec.Search, s, cons, net, b, est)
+}
+
+// prefetching computes a step's P(V) estimate in a goroutine while the weight step runs,
+// as the pipeline's sampler does: the direct loop gets the same overlap, so comparing the
+// two measures the bus and nothing else.
+type prefetching struct {
+	*search.LocalEstimator
+	mu   sync.Mutex
+	pend map[int64]chan estimate
+}
+
+type estimate struct {
+	e   policy.Estimate
+	err error
+}
+
+// Prefetch implements search.Prefetcher.
+func (p *prefetching) Prefetch(ctx context.Context, step int64, probs [][]float64) {
+	ch := make(chan estimate, 1)
+	p.mu.Lock()
+	p.pend[step] = ch
+	p.mu.Unlock()
+	go func() {
+		e, err := p.LocalEstimator.Estimate(ctx, step, probs)
+		ch <- estimate{e, err}
+	}()
+}
+
+// Estimate implements search.Estimator.
+func (p *prefetching) Estimate(ctx context.Context, step int64, probs [][]float64) (policy.Estimate, error) {
+	p.mu.Lock()
+	ch := p.pend[step]
+	delete(p.pend, step)
+	p.mu.Unlock()
+	if ch == nil {
+		return p.LocalEstimator.Estimate(ctx, step, probs)
+	}
+	select {
+	case r := <-ch:
+		return r.e, r.err
+	case <-ctx.Done():
+		return policy.Estimate{}, ctx.Err()
+	}
 }
