@@ -140,6 +140,8 @@ type remote struct {
 	version int64
 	// seq numbers this incarnation's requests: an item's identity, whatever its step key.
 	seq int64
+	// pending reports whether the last delta published was stored.
+	pending chan error
 }
 
 func (r *remote) nextSeq() int64 {
@@ -200,24 +202,51 @@ func (r *remote) Gradient(ctx context.Context, step int64, child nn.Arch, g *nn.
 }
 
 // Committed implements search.Backend: publish the new weights of the child's slice.
+// The work that needs the version goes out without waiting for the store's answer
+// (replicas wait for the version); a failure surfaces at the next publication.
 func (r *remote) Committed(ctx context.Context, version int64, child nn.Arch) error {
+	if err := r.versionStored(ctx); err != nil {
+		return err
+	}
 	size := r.net.SliceLen(child)
 	r.slice = search.Grow(r.slice, size)
 	r.net.PackSlice(child, r.slice)
 	msg := &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, r.spec.Run), Version: version, Arch: []int(child), Len: size}
 	r.col.count(0, int64(4*size))
-	if err := r.b.Versions.Publish(ctx, msg, r.slice); err != nil {
+	ch := make(chan error, 1)
+	if err := r.b.Versions.Publish(ctx, msg, r.slice, func(err error) { ch <- err }); err != nil {
 		return err
 	}
+	r.pending = ch
 	r.version = version
 	return nil
+}
+
+// versionStored waits for the last version published to be stored.
+func (r *remote) versionStored(ctx context.Context) error {
+	if r.pending == nil {
+		return nil
+	}
+	select {
+	case err := <-r.pending:
+		r.pending = nil
+		if err != nil {
+			return fmt.Errorf("publishing SuperNet version %d of run %s: %w", r.version, r.spec.Run, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // publishSnapshot stores every weight as version v (version 0 and each checkpoint), from
 // which an evaluator that is ahead of a resumed coordinator rebuilds its replica.
 func (r *remote) publishSnapshot(ctx context.Context, v int64) error {
+	if err := r.versionStored(ctx); err != nil {
+		return err
+	}
 	msg := &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, r.spec.Run), Version: v, Snapshot: true, Len: len(r.net.Weights)}
-	if err := r.b.Versions.Publish(ctx, msg, r.net.Weights); err != nil {
+	if err := r.b.Versions.Publish(ctx, msg, r.net.Weights, nil); err != nil {
 		return fmt.Errorf("publishing snapshot %d of run %s: %w", v, r.spec.Run, err)
 	}
 	r.version = v
@@ -384,6 +413,9 @@ type trialRequest struct {
 // returns their outcomes in request order. round tells apart batches of trials of one
 // run (each round's items and results have their own keys).
 func (r *remote) trials(ctx context.Context, round int64, reqs []trialRequest) ([]schemas.TrialOutcome, error) {
+	if err := r.versionStored(ctx); err != nil {
+		return nil, err
+	}
 	var keys []string
 	var items []*schemas.WorkItem
 	seq := r.nextSeq()

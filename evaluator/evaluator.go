@@ -41,6 +41,8 @@ type Evaluator struct {
 	mu    sync.Mutex
 	runs  map[string]*replica
 	stats Stats
+	// sending counts results on their way; Run waits for them before it returns.
+	sending sync.WaitGroup
 }
 
 // Stats counts the evaluator's work.
@@ -76,6 +78,7 @@ func (e *Evaluator) CacheStats() dataset.CacheStats { return e.cache.Stats() }
 // Run pulls and processes items one at a time until ctx ends. One outstanding pull of
 // one item: an evaluator never holds work another idle evaluator could be doing.
 func (e *Evaluator) Run(ctx context.Context) error {
+	defer e.sending.Wait()
 	for ctx.Err() == nil {
 		d, err := e.cfg.Bus.Work.Next(ctx, 5*time.Second)
 		if err != nil {
@@ -128,15 +131,26 @@ func (e *Evaluator) handle(ctx context.Context, m bus.Delivery) {
 		res, grad = e.result(w), nil
 		res.Error = err.Error()
 	}
-	if err := e.cfg.Bus.Results.Publish(ctx, res, grad); err != nil {
+	// The item is acknowledged once its result is stored; meanwhile the next one runs.
+	failed := func(err error) {
 		if ctx.Err() == nil {
 			e.log.Warn("publishing result failed, will be redelivered", "item", w.ID(), "err", err)
 			_ = m.Nak(time.Second)
 		}
-		return
 	}
-	e.count(func(s *Stats) { s.Items++ })
-	_ = m.Ack()
+	e.sending.Add(1)
+	if err := e.cfg.Bus.Results.Publish(ctx, res, grad, func(err error) {
+		defer e.sending.Done()
+		if err != nil {
+			failed(err)
+			return
+		}
+		e.count(func(s *Stats) { s.Items++ })
+		_ = m.Ack()
+	}); err != nil {
+		e.sending.Done()
+		failed(err)
+	}
 }
 
 type permanentError struct{ err error }

@@ -276,9 +276,12 @@ type SpecOptions struct {
 	Trial           schemas.Trial // zero fields take DefaultTrial's
 }
 
-// DefaultTrial is the final stand-alone retraining unless the run says otherwise.
+// DefaultTrial is the final stand-alone retraining unless the run says otherwise: AdamW
+// at 2e-3 halved after 2 epochs without improvement, weight decay 0.3, early stopping after
+// 8 (EXPERIMENTS.md, "Stand-alone recipe").
 func DefaultTrial(seed uint64) schemas.Trial {
-	return schemas.Trial{Seed: seed, Epochs: 60, Batch: 256, LR: 1e-3, Patience: 6}
+	return schemas.Trial{Seed: seed, Epochs: 60, Batch: 256, LR: 2e-3, Patience: 8,
+		Schedule: "plateau", PlateauPatience: 2, PlateauFactor: 0.5, WeightDecay: 0.3}
 }
 
 // BuildSpec derives the run spec from the dataset's manifest.

@@ -65,7 +65,10 @@ type Delivery interface {
 type Results interface {
 	// Publish validates and sends a result with its gradient (nil unless a train result).
 	// A result with the same identity published within the duplicate window is dropped.
-	Publish(ctx context.Context, r *schemas.Result, grad []float32) error
+	// With done nil it returns once the result is stored; otherwise it may return before
+	// (grad is no longer read by then) and done reports the outcome, so the receiver can
+	// acknowledge its work item while it already computes the next one.
+	Publish(ctx context.Context, r *schemas.Result, grad []float32, done func(error)) error
 	// Subscribe calls h with every result of run published from now on (or the reason a
 	// message was rejected) until stop is called. size is what the message moved, in bytes.
 	// h must not block.
@@ -81,7 +84,9 @@ type Results interface {
 // and snapshots (every weight), each kept for replicas that come later.
 type Versions interface {
 	// Publish validates and stores version m (m.Snapshot says which kind) with weights w.
-	Publish(ctx context.Context, m *schemas.SuperNetVersion, w []float32) error
+	// done works as in Results.Publish: a publisher need not wait for the store's answer
+	// before it hands out the work that needs the version (replicas wait for it).
+	Publish(ctx context.Context, m *schemas.SuperNetVersion, w []float32, done func(error)) error
 	// Get returns the delta (or snapshot) of run at version v, waiting up to wait for it
 	// to appear; ErrNotFound after that.
 	Get(ctx context.Context, run string, v int64, snapshot bool, wait time.Duration) (*schemas.SuperNetVersion, error)
@@ -236,6 +241,15 @@ func (b *Bus) NextAttempt(ctx context.Context, run string) (int64, error) {
 			return 0, err
 		}
 	}
+}
+
+// finish reports err to done, or returns it when there is no done.
+func finish(done func(error), err error) error {
+	if done == nil {
+		return err
+	}
+	done(err)
+	return nil
 }
 
 // resultID identifies a result for deduplication: the identity of its work item.

@@ -90,6 +90,20 @@ func (j *jsBus) publish(ctx context.Context, subject string, m schemas.Message, 
 	return len(data), err
 }
 
+// send publishes encoded data with retries: at once when done is nil, else in the
+// background, reporting to done.
+func (j *jsBus) send(ctx context.Context, subject string, data []byte, msgID string, done func(error)) error {
+	if done == nil {
+		_, err := natsx.PublishRetry(ctx, j.js, subject, data, msgID)
+		return err
+	}
+	go func() {
+		_, err := natsx.PublishRetry(ctx, j.js, subject, data, msgID)
+		done(err)
+	}()
+	return nil
+}
+
 // putFloats returns v inline when small, else stores it as blob name and returns the name.
 func (j *jsBus) putFloats(ctx context.Context, name string, v []float32) (inline []byte, blob string, err error) {
 	data := schemas.Floats(v)
@@ -189,17 +203,20 @@ func (d jsDelivery) InProgress() error             { return d.m.InProgress() }
 
 type jsResults struct{ j *jsBus }
 
-func (rs jsResults) Publish(ctx context.Context, r *schemas.Result, grad []float32) error {
+func (rs jsResults) Publish(ctx context.Context, r *schemas.Result, grad []float32, done func(error)) error {
 	c := *r
 	if grad != nil {
 		name := fmt.Sprintf("%s/grad/%d/%d/%d/%d", r.Run, r.Attempt, r.Seq, r.Step, r.Shard)
 		var err error
 		if c.Grad, c.GradBlob, err = rs.j.putFloats(ctx, name, grad); err != nil {
-			return err
+			return finish(done, err)
 		}
 	}
-	_, err := rs.j.publish(ctx, rs.j.resultSubject(r.Run), &c, resultID(&c))
-	return err
+	data, err := schemas.Encode(&c)
+	if err != nil {
+		return err // invalid: refused at once
+	}
+	return rs.j.send(ctx, rs.j.resultSubject(r.Run), data, resultID(&c), done)
 }
 
 func (rs jsResults) PublishRaw(ctx context.Context, run string, data []byte, id string) error {
@@ -247,7 +264,7 @@ func (rs jsResults) Grad(ctx context.Context, r *schemas.Result, dst []float32) 
 
 type jsVersions struct{ j *jsBus }
 
-func (vs jsVersions) Publish(ctx context.Context, m *schemas.SuperNetVersion, w []float32) error {
+func (vs jsVersions) Publish(ctx context.Context, m *schemas.SuperNetVersion, w []float32, done func(error)) error {
 	c := *m
 	kind := "snet"
 	if c.Snapshot {
@@ -255,10 +272,13 @@ func (vs jsVersions) Publish(ctx context.Context, m *schemas.SuperNetVersion, w 
 	}
 	var err error
 	if c.Data, c.Blob, err = vs.j.putFloats(ctx, fmt.Sprintf("%s/%s/%d", c.Run, kind, c.Version), w); err != nil {
+		return finish(done, err)
+	}
+	data, err := schemas.Encode(&c)
+	if err != nil {
 		return err
 	}
-	_, err = vs.j.publish(ctx, vs.j.versionSubject(c.Run, c.Version, c.Snapshot), &c, fmt.Sprintf("%s.%s.%d", c.Run, kind, c.Version))
-	return err
+	return vs.j.send(ctx, vs.j.versionSubject(c.Run, c.Version, c.Snapshot), data, fmt.Sprintf("%s.%s.%d", c.Run, kind, c.Version), done)
 }
 
 // maxPushed bounds the versions kept ahead of a replica.

@@ -298,7 +298,14 @@ func cloneResult(r *schemas.Result) *schemas.Result {
 
 const memPrefix = "mem:"
 
-func (rs *memResults) Publish(_ context.Context, r *schemas.Result, grad []float32) error {
+func (rs *memResults) Publish(ctx context.Context, r *schemas.Result, grad []float32, done func(error)) error {
+	if err := rs.publish(ctx, r, grad); err != nil {
+		return err // invalid: refused at once
+	}
+	return finish(done, nil)
+}
+
+func (rs *memResults) publish(_ context.Context, r *schemas.Result, grad []float32) error {
 	c := cloneResult(r)
 	size := len(c.Grad)
 	if grad != nil {
@@ -411,7 +418,14 @@ func versionKey(run string, v int64, snapshot bool) string {
 	return run + "." + kind + "." + strconv.FormatInt(v, 10)
 }
 
-func (vs *memVersions) Publish(_ context.Context, m *schemas.SuperNetVersion, w []float32) error {
+func (vs *memVersions) Publish(ctx context.Context, m *schemas.SuperNetVersion, w []float32, done func(error)) error {
+	if err := vs.publish(ctx, m, w); err != nil {
+		return err
+	}
+	return finish(done, nil)
+}
+
+func (vs *memVersions) publish(_ context.Context, m *schemas.SuperNetVersion, w []float32) error {
 	c := *m
 	c.Arch = slices.Clone(m.Arch)
 	c.Data, c.Inline = nil, 0

@@ -77,7 +77,7 @@ func TestPlateauSchedule(t *testing.T) {
 			t.Errorf("after epoch %d: lr %g, want %g", i+1, got, s.want)
 		}
 	}
-	if d := (TrainConfig{Schedule: SchedulePlateau}).withDefaults(); d.MinLRFactor != 1.0/64 || d.PlateauPatience != 3 || d.PlateauFactor != 0.5 {
+	if d := (TrainConfig{Schedule: SchedulePlateau}).withDefaults(); d.MinLRFactor != 1.0/64 || d.PlateauPatience != 2 || d.PlateauFactor != 0.5 || d.WeightDecay != 0.3 {
 		t.Errorf("plateau defaults %+v", d)
 	}
 }

@@ -121,13 +121,16 @@ type TrainConfig struct {
 	// Schedule is the learning-rate schedule: ScheduleConstant, ScheduleCosine or
 	// SchedulePlateau (default DefaultSchedule).
 	Schedule string
-	// MinLRFactor is the floor of the schedule as a fraction of LR: the end of the cosine,
-	// the lowest plateau rate (default DefaultMinLRFactor; negative: 0).
+	// MinLRFactor is the floor of the schedule as a fraction of LR: the end of the cosine
+	// (default DefaultMinLRFactor), the lowest plateau rate (default DefaultPlateauFloor);
+	// negative: 0.
 	MinLRFactor float64
 	// PlateauPatience is the number of epochs without a better validation loss after which
-	// the plateau schedule multiplies the rate by PlateauFactor (default 3).
+	// the plateau schedule multiplies the rate by PlateauFactor (default
+	// DefaultPlateauPatience).
 	PlateauPatience int
-	// PlateauFactor is the plateau schedule's multiplier, in (0, 1) (default 0.5).
+	// PlateauFactor is the plateau schedule's multiplier, in (0, 1) (default
+	// DefaultPlateauFactor).
 	PlateauFactor float64
 	// WeightDecay is the decoupled (AdamW) weight decay λ: before every Adam step each weight
 	// of a W matrix (not the biases) is multiplied by 1 − lr_t·λ, lr_t the step's learning rate
@@ -139,15 +142,15 @@ type TrainConfig struct {
 	Refit bool
 }
 
-// Defaults of the recipe's knobs (see TrainConfig and EXPERIMENTS.md, "Stand-alone recipe").
+// Defaults of the recipe's knobs, chosen by measurement (EXPERIMENTS.md, "Stand-alone
+// recipe"): reduce-on-plateau and decoupled weight decay.
 const (
-	DefaultSchedule           = ScheduleConstant
-	DefaultMinLRFactor        = 0.0
-	DefaultPlateauPatience    = 3
-	DefaultPlateauFactor      = 0.5
-	DefaultWeightDecay        = 0.0
-	defaultMinLRFactorCosine  = 0.0
-	defaultMinLRFactorPlateau = 1.0 / 64
+	DefaultSchedule        = SchedulePlateau
+	DefaultMinLRFactor     = 0.0      // the cosine schedule's floor
+	DefaultPlateauFloor    = 1.0 / 64 // the plateau schedule's floor
+	DefaultPlateauPatience = 2
+	DefaultPlateauFactor   = 0.5
+	DefaultWeightDecay     = 0.3
 )
 
 func (c TrainConfig) withDefaults() TrainConfig {
@@ -170,7 +173,7 @@ func (c TrainConfig) withDefaults() TrainConfig {
 	case c.MinLRFactor < 0:
 		c.MinLRFactor = 0
 	case c.MinLRFactor == 0 && c.Schedule == SchedulePlateau:
-		c.MinLRFactor = defaultMinLRFactorPlateau
+		c.MinLRFactor = DefaultPlateauFloor
 	case c.MinLRFactor == 0:
 		c.MinLRFactor = DefaultMinLRFactor
 	}

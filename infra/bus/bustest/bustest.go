@@ -273,23 +273,27 @@ func testResults(t *testing.T, newBus NewBus) {
 	b := newBus(t, time.Minute)
 	ctx := ctxT(t)
 	// Published before anyone listens: not delivered.
-	if err := b.Results.Publish(ctx, result("r1", 1, 0, floats(4, 1)), floats(4, 1)); err != nil {
+	if err := b.Results.Publish(ctx, result("r1", 1, 0, floats(4, 1)), floats(4, 1), nil); err != nil {
 		t.Fatal(err)
 	}
 	c := collect(t, b, "r1")
 	other := collect(t, b, "r2")
 	g := floats(100, 2)
 	want := slices.Clone(g)
-	if err := b.Results.Publish(ctx, result("r1", 2, 0, g), g); err != nil {
+	if err := b.Results.Publish(ctx, result("r1", 2, 0, g), g, nil); err != nil {
 		t.Fatal(err)
 	}
-	g[0] = -1                                                                // the producer reuses its buffer
-	if err := b.Results.Publish(ctx, result("r1", 2, 0, g), g); err != nil { // a retry: dropped
+	g[0] = -1                                                                     // the producer reuses its buffer
+	if err := b.Results.Publish(ctx, result("r1", 2, 0, g), g, nil); err != nil { // a retry: dropped
 		t.Fatal(err)
 	}
 	score := &schemas.Result{Envelope: schemas.NewEnvelope(schemas.TypeResult, "r1"), Attempt: 1, Seq: 3, Step: -1, Kind: schemas.KindScore,
 		Arch: []int{8}, Rows: 5, LossSum: 0.75}
-	if err := b.Results.Publish(ctx, score, nil); err != nil {
+	stored := make(chan error, 1)
+	if err := b.Results.Publish(ctx, score, nil, func(err error) { stored <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-stored; err != nil {
 		t.Fatal(err)
 	}
 	c.wait(t, 2)
@@ -325,7 +329,7 @@ func testResultsLarge(t *testing.T, newBus NewBus) {
 	ctx := ctxT(t)
 	c := collect(t, b, "big")
 	g := floats(300_000, 3) // 1.2 MB: over any message limit
-	if err := b.Results.Publish(ctx, result("big", 1, 0, g), g); err != nil {
+	if err := b.Results.Publish(ctx, result("big", 1, 0, g), g, nil); err != nil {
 		t.Fatal(err)
 	}
 	c.wait(t, 1)
@@ -347,11 +351,11 @@ func testResultsValidation(t *testing.T, newBus NewBus) {
 	c := collect(t, b, "r1")
 	bad := result("r1", 1, 0, floats(3, 0))
 	bad.Kind = "nap"
-	if err := b.Results.Publish(ctx, bad, floats(3, 0)); err == nil {
+	if err := b.Results.Publish(ctx, bad, floats(3, 0), nil); err == nil {
 		t.Fatal("an invalid result was sent")
 	}
 	short := result("r1", 1, 0, floats(3, 0))
-	if err := b.Results.Publish(ctx, short, floats(2, 0)); err == nil {
+	if err := b.Results.Publish(ctx, short, floats(2, 0), nil); err == nil {
 		t.Fatal("a result with the wrong gradient length was sent")
 	}
 	for i, raw := range []string{"not json", `{"v":1,"type":"result","run":"bad","extra":1}`,
@@ -376,7 +380,7 @@ func testVersions(t *testing.T, newBus NewBus) {
 	}
 	snap := floats(1000, 5)
 	want := slices.Clone(snap)
-	if err := b.Versions.Publish(ctx, &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, "r1"), Version: 0, Snapshot: true, Len: len(snap)}, snap); err != nil {
+	if err := b.Versions.Publish(ctx, &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, "r1"), Version: 0, Snapshot: true, Len: len(snap)}, snap, nil); err != nil {
 		t.Fatal(err)
 	}
 	snap[0] = 42
@@ -401,7 +405,7 @@ func testVersions(t *testing.T, newBus NewBus) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	delta := floats(30, 7)
-	if err := b.Versions.Publish(ctx, &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, "r1"), Version: 1, Arch: []int{2, 3}, Len: len(delta)}, delta); err != nil {
+	if err := b.Versions.Publish(ctx, &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, "r1"), Version: 1, Arch: []int{2, 3}, Len: len(delta)}, delta, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -420,7 +424,7 @@ func testVersions(t *testing.T, newBus NewBus) {
 		t.Fatalf("second read of a delta: %v", err)
 	}
 	bad := &schemas.SuperNetVersion{Envelope: schemas.NewEnvelope(schemas.TypeSuperNet, "r1"), Version: 2, Arch: []int{2}, Len: 4}
-	if err := b.Versions.Publish(ctx, bad, floats(3, 0)); err == nil {
+	if err := b.Versions.Publish(ctx, bad, floats(3, 0), nil); err == nil {
 		t.Fatal("a version with the wrong length was sent")
 	}
 }
