@@ -13,6 +13,7 @@ import (
 	"github.com/tabnas/tabnas/coordinator"
 	"github.com/tabnas/tabnas/dataset"
 	"github.com/tabnas/tabnas/infra/objstore"
+	"github.com/tabnas/tabnas/infra/redact"
 	"github.com/tabnas/tabnas/pipeline"
 )
 
@@ -85,7 +86,7 @@ func cmdEvaluator(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.Close()
-	env.Log.Info("evaluator ready", "name", s.name, "nats", s.nats, "store", env.Store.URL())
+	env.Log.Info("evaluator ready", "name", s.name, "nats", redact.URL(s.nats), "store", redact.URL(env.Store.URL()))
 	ev := pipeline.NewEvaluator(env, pipeline.EvaluatorOptions{Name: s.name, CacheBytes: s.cacheMB << 20})
 	return infra(ev.Run(ctx))
 }
@@ -100,7 +101,7 @@ func cmdSampler(ctx context.Context, args []string) error {
 		return err
 	}
 	defer env.Close()
-	env.Log.Info("sampler ready", "name", s.name, "nats", s.nats)
+	env.Log.Info("sampler ready", "name", s.name, "nats", redact.URL(s.nats))
 	return infra(pipeline.NewSampler(env, s.name).Run(ctx, nil))
 }
 
