@@ -2,8 +2,9 @@
 // trains its candidates from scratch for η times the epochs of the rung before and
 // promotes the best 1/η by validation loss; the last rung trains with the full recipe.
 // Under a wall-clock deadline it decides how many candidates to start with from the
-// measured cost of training, never starts a rung the deadline cannot finish, and keeps the
-// best finished result. It does no I/O: training is the caller's function.
+// measured cost of training, never starts a rung the deadline cannot finish, keeps the best
+// finished result, and spends time left after a ladder on further ladders (brackets) of
+// fresh candidates. It does no I/O: training is the caller's function.
 package halving
 
 import (
@@ -467,14 +468,6 @@ func order(cands []int, losses []float64) []int {
 		return cmp.Compare(cands[a], cands[b])
 	})
 	return o
-}
-
-func capSizes(sizes []int, k int) []int {
-	out := make([]int, len(sizes))
-	for i, s := range sizes {
-		out[i] = min(s, k)
-	}
-	return out
 }
 
 func seq(lo, hi int) []int {
