@@ -160,23 +160,27 @@ func finish(ctx context.Context, log *slog.Logger, rb *remote, eng *search.Engin
 			out.trials = append(out.trials, res...)
 		}
 	}
-	// The proxy against the first rung, for free.
-	if len(lad.Rungs) > 0 {
-		r0 := lad.Rungs[0]
-		var px, sa []float64
-		for i, k := range r0.Candidates {
-			if pool[k].Proxy != nil && !math.IsNaN(r0.Losses[i]) {
-				px, sa = append(px, *pool[k].Proxy), append(sa, r0.Losses[i])
+	// The proxy against the largest rung (the first of the ladder; probes are too small),
+	// for free.
+	var px, sa []float64
+	for _, r := range lad.Rungs {
+		var x, y []float64
+		for i, k := range r.Candidates {
+			if pool[k].Proxy != nil && !math.IsNaN(r.Losses[i]) {
+				x, y = append(x, *pool[k].Proxy), append(y, r.Losses[i])
 			}
 		}
-		if out.proxy == nil {
-			out.proxy = &ProxyCheck{KendallTau: Float(math.NaN()), Spearman: Float(math.NaN())}
+		if len(x) > len(px) {
+			px, sa = x, y
 		}
-		out.proxy.RungK, out.proxy.RungTau = len(px), Float(math.NaN())
-		if len(px) >= 3 {
-			tau, _ := rank.KendallTau(px, sa)
-			out.proxy.RungTau = Float(tau)
-		}
+	}
+	if out.proxy == nil {
+		out.proxy = &ProxyCheck{KendallTau: Float(math.NaN()), Spearman: Float(math.NaN())}
+	}
+	out.proxy.RungK, out.proxy.RungTau = len(px), Float(math.NaN())
+	if len(px) >= 3 {
+		tau, _ := rank.KendallTau(px, sa)
+		out.proxy.RungTau = Float(tau)
 	}
 	if pc := out.proxy; pc != nil {
 		tau := float64(pc.KendallTau)

@@ -35,6 +35,7 @@ type RunConfig struct {
 	CheckpointEvery int                 `yaml:"checkpoint_every" json:"checkpoint_every"`
 	Evaluators      int                 `yaml:"evaluators" json:"evaluators"`
 	Trial           schemas.Trial       `yaml:"trial" json:"trial"`
+	Finish          schemas.Finish      `yaml:"finish" json:"finish"`
 }
 
 // LoadConfig reads a YAML run spec strictly: an unknown key is an error naming it.

@@ -274,6 +274,7 @@ type SpecOptions struct {
 	Search          search.Config
 	CheckpointEvery int
 	Trial           schemas.Trial // zero fields take DefaultTrial's
+	Finish          schemas.Finish
 }
 
 // DefaultTrial is the final stand-alone retraining unless the run says otherwise: AdamW
@@ -313,7 +314,7 @@ func BuildSpec(ds *dataset.Dataset, o SpecOptions) (*schemas.RunSpec, error) {
 	}
 	spec := &schemas.RunSpec{Envelope: schemas.NewEnvelope(schemas.TypeRun, o.Run), Task: m.Target.Task, Classes: classes,
 		In: m.FeatureWidth, Out: out, Widths: sp.Widths, Constraints: o.Constraints, Search: o.Search.Defaults(),
-		CheckpointEvery: o.CheckpointEvery, Created: time.Now().UTC()}
+		CheckpointEvery: o.CheckpointEvery, Finish: o.Finish.Defaults(), Created: time.Now().UTC()}
 	spec.Trial = DefaultTrial(spec.Search.Seed)
 	if t := o.Trial; true {
 		if t.Epochs > 0 {

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tabnas/tabnas/internal/policy"
 	"github.com/tabnas/tabnas/internal/space"
@@ -21,6 +25,7 @@ type runOpts struct {
 	natsDir  string
 	prefix   string
 	progress string
+	began    time.Time // when the command started (the --max-time clock)
 }
 
 type widthsValue struct{ p *[]int }
@@ -82,11 +87,11 @@ func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 		c.Search.Policy.Method = policy.Method(s)
 		return nil
 	})
-	fs.Func("correction", "mc (default) or exact", func(s string) error {
+	fs.Func("correction", "auto (default: exact where one additive limit allows it, else mc), mc or exact", func(s string) error {
 		c.Search.Policy.Correction = policy.Correction(s)
 		return nil
 	})
-	fs.IntVar(&c.Search.Policy.Samples, "samples", c.Search.Policy.Samples, "Monte Carlo samples N for P(V) (default 5)")
+	fs.IntVar(&c.Search.Policy.Samples, "samples", c.Search.Policy.Samples, "Monte Carlo samples N for P(V) (default 256)")
 	fs.Float64Var(&c.Search.Policy.LR, "rl-lr", c.Search.Policy.LR, "controller Adam learning rate (default 0.1)")
 	fs.Float64Var(&c.Search.Policy.Beta, "beta", c.Search.Policy.Beta, "reward shaping β (< 0) for abs and mnas")
 	fs.Float64Var(&c.Search.Policy.T0, "t0", c.Search.Policy.T0, "reward shaping target cost (default the parameter budget)")
@@ -95,7 +100,23 @@ func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 	fs.IntVar(&c.Search.ValBatch, "val-batch", c.Search.ValBatch, "validation rows per RL step (default 1024)")
 	fs.Float64Var(&c.Search.WeightLR, "lr", c.Search.WeightLR, "SuperNet Adam learning rate (default 0.001)")
 	fs.Float64Var(&c.Search.Warmup, "warmup", c.Search.Warmup, "fraction of steps with layer warmup (default 0.25)")
-	fs.IntVar(&c.Search.TopK, "top-k", c.Search.TopK, "feasible architectures retrained at the end (default 3)")
+	fs.IntVar(&c.Search.TopK, "top-k", c.Search.TopK, "feasible architectures retrained at the end with --finish topk (default 3)")
+	fs.Float64Var(&c.Search.Policy.Entropy, "entropy", c.Search.Policy.Entropy, "weight of the controller's entropy bonus (default 0)")
+	fs.StringVar(&c.Search.Reward, "reward", c.Search.Reward, "fixed (default: every candidate scored on the same validation rows) or batch (a fresh batch per step)")
+	fs.StringVar(&c.Search.Children, "children", c.Search.Children, "weight-step children: feasible (default, from p(·|V)) or policy (from p)")
+	fs.StringVar(&c.Search.Sandwich, "sandwich", c.Search.Sandwich, "on: the smallest and largest feasible child join every weight step; off")
+	fs.StringVar(&c.Search.AdamCounts, "adam-counts", c.Search.AdamCounts, "SuperNet Adam bias correction per weight (default) or global")
+	fs.StringVar(&c.Finish.Mode, "finish", c.Finish.Mode, "final stage: halving (default: successive halving over the policy's and uniform feasible candidates) or topk")
+	fs.IntVar(&c.Finish.Candidates, "finish-candidates", c.Finish.Candidates, "candidates of the halving finish without --max-time (default 9)")
+	fs.IntVar(&c.Finish.CheckProxy, "check-proxy", c.Finish.CheckProxy, "train K architectures stand-alone to measure the proxy's rank correlation (0: off)")
+	fs.Func("max-time", "wall-clock budget of the whole command, in seconds or as 90s, 20m, 1h (0: none)", func(s string) error {
+		secs, err := parseSeconds(s)
+		if err != nil {
+			return fmt.Errorf("--max-time %q: %w", s, err)
+		}
+		c.Finish.MaxSeconds = secs
+		return nil
+	})
 	fs.Uint64Var(&c.SplitSeed, "split-seed", c.SplitSeed, "seed of the train/validation/test split")
 	fs.IntVar(&c.RowsPerShard, "rows-per-shard", c.RowsPerShard, "rows per Parquet shard (default 65536)")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint every K steps (default 100)")
@@ -122,7 +143,7 @@ func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 // parseRun parses flags twice: first to find --config, then over the spec's values so
 // that flags given on the command line win and the rest comes from the file.
 func parseRun(name string, args []string, distributed bool) (*runOpts, error) {
-	o := &runOpts{}
+	o := &runOpts{began: time.Now()}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	bindRun(fs, o, distributed)
@@ -143,7 +164,7 @@ func parseRun(name string, args []string, distributed bool) (*runOpts, error) {
 		if err != nil {
 			return nil, bad(err)
 		}
-		o2 := &runOpts{cfg: cfg, config: o.config}
+		o2 := &runOpts{cfg: cfg, config: o.config, began: o.began}
 		fs2 := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs2.SetOutput(io.Discard)
 		bindRun(fs2, o2, distributed)
@@ -156,4 +177,20 @@ func parseRun(name string, args []string, distributed bool) (*runOpts, error) {
 		return nil, bad(err)
 	}
 	return o, nil
+}
+
+// parseSeconds reads a non-negative time budget given in seconds ("90", "2.5") or as a
+// duration ("90s", "20m", "1h").
+func parseSeconds(s string) (float64, error) {
+	if v, err := strconv.ParseFloat(s, 64); err == nil {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, errors.New("want a non-negative number of seconds")
+		}
+		return v, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errors.New("want seconds or a duration such as 90s, 20m or 1h")
+	}
+	return d.Seconds(), nil
 }

@@ -57,7 +57,7 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log *slog.Log
 		return nil, classify(err)
 	}
 	spec, err := pipeline.BuildSpec(ds, pipeline.SpecOptions{Run: c.Run, Layers: c.Layers, Widths: c.Widths, Constraints: c.Constraints,
-		Search: c.Search, CheckpointEvery: c.CheckpointEvery, Trial: c.Trial})
+		Search: c.Search, CheckpointEvery: c.CheckpointEvery, Trial: c.Trial, Finish: c.Finish})
 	if err != nil {
 		if errors.Is(err, search.ErrInfeasibleBudget) {
 			return nil, err
@@ -76,7 +76,11 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log *slog.Log
 	log.Info("search", "run", spec.Run, "data", c.Data, "task", spec.Task, "features", spec.In, "layers", len(spec.Widths),
 		"constraints", fmt.Sprintf("%+v", spec.Constraints), "steps", spec.Search.Steps)
 	prog := newProgress(o.progress, spec.Search.Steps)
-	out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec, OnStep: prog.step})
+	workers := 1
+	if local {
+		workers = c.Evaluators
+	}
+	out, err := coordinator.Run(ctx, coordinator.Config{Bus: env.Bus, Store: env.Store, Log: env.Log, Spec: spec, OnStep: prog.step, Workers: workers, Started: o.began})
 	prog.done()
 	if err != nil {
 		return nil, classify(err)
@@ -132,6 +136,18 @@ func printResult(o *runOpts, r *pipeline.Result) error {
 		r.Run, r.Arch, r.Params, r.Feasible, r.ValLoss, r.TestLoss, r.Metric, r.TestMetric)
 	for _, t := range r.Trials {
 		fmt.Printf("  retrained %-16s %7d params  val %.4f  test %.4f  %s %.4f  (%d epochs, %.1fs)\n", t.Arch, t.Params, t.ValLoss, t.TestLoss, t.Metric, t.TestMetric, t.Epochs, t.Seconds)
+	}
+	if l := r.Ladder; l != nil {
+		fmt.Printf("finish: successive halving over %d candidates in %d rungs (%d search steps run, %d RL updates applied, %d skipped)\n",
+			len(r.Pool), len(l.Rungs), r.StepsRun, r.Applied, r.Skipped)
+	}
+	if p := r.Proxy; p != nil {
+		if p.K > 0 {
+			fmt.Printf("proxy check: %d architectures, Kendall τ %.2f, Spearman ρ %.2f\n", p.K, p.KendallTau, p.Spearman)
+		}
+		if p.Note != "" {
+			fmt.Printf("note: %s\n", p.Note)
+		}
 	}
 	fmt.Printf("search took %s\n", time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond))
 	if r.Model != "" {
