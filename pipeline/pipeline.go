@@ -30,6 +30,7 @@ import (
 	"github.com/tabnas/tabnas/infra/bus"
 	"github.com/tabnas/tabnas/infra/natsx"
 	"github.com/tabnas/tabnas/infra/objstore"
+	"github.com/tabnas/tabnas/infra/redact"
 	"github.com/tabnas/tabnas/internal/search"
 	"github.com/tabnas/tabnas/internal/space"
 	"github.com/tabnas/tabnas/schemas"
@@ -155,8 +156,10 @@ type DatasetOptions struct {
 }
 
 // EnsureDataset returns the ingested dataset for the data, ingesting it into
-// datasets/<name>-<hash> of the store unless a complete ingest of the same file (same
-// content and options) is already there.
+// datasets/<name>-<hash> of the store unless a complete ingest of the same version of the
+// data (and the same options) is already there. A local file's version is its content; an
+// s3:// object's is its ETag, size and last-modified time, so an object replaced at the same
+// key is ingested afresh. The log says which happened, with the version.
 func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Dataset, error) {
 	if p, ok := strings.CutPrefix(o.Data, "dataset:"); ok {
 		return dataset.OpenDataset(ctx, env.Store, p)
@@ -164,21 +167,20 @@ func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Da
 	if o.Data == "" {
 		return nil, errors.New("no data given (--data FILE.csv[.gz]|FILE.parquet|s3://bucket/key)")
 	}
+	open := o.Ingest.OpenStore
+	if open == nil {
+		sopts := o.Ingest.StoreOptions
+		open = func(ctx context.Context, url string) (objstore.Store, error) {
+			return objstore.Open(ctx, url, sopts)
+		}
+	}
 	h := sha256.New()
-	var name string
-	if strings.HasPrefix(o.Data, "s3://") {
-		fmt.Fprint(h, o.Data)
-		name = path.Base(o.Data)
-	} else {
-		f, err := os.Open(o.Data)
-		if err != nil {
-			return nil, fmt.Errorf("data file: %w", err)
-		}
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("data file %s: %w", o.Data, err)
-		}
+	ver, err := readSourceVersion(ctx, o.Data, open, h)
+	if err != nil {
+		return nil, err
+	}
+	name := path.Base(o.Data)
+	if !ver.s3 {
 		name = filepath.Base(o.Data)
 	}
 	fmt.Fprintf(h, "|%s|%d|%d|%s|%q|%q|%q", o.Target, o.SplitSeed, o.RowsPerShard, o.Task, o.Categorical, o.Numeric, o.Ignore)
@@ -188,6 +190,8 @@ func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Da
 	name = sanitize(name)
 	prefix := fmt.Sprintf("datasets/%s-%s", name, hex.EncodeToString(h.Sum(nil))[:12])
 	if ds, err := dataset.OpenDataset(ctx, env.Store, prefix); err == nil {
+		env.Log.Info("dataset reused", "data", redact.URL(o.Data), "source", ver, "dataset", env.Store.URL()+"/"+prefix,
+			"rows", ds.Manifest.Source.Rows)
 		return ds, nil
 	} else if !errors.Is(err, objstore.ErrNotFound) {
 		return nil, err
@@ -212,15 +216,30 @@ func EnsureDataset(ctx context.Context, env *Env, o DatasetOptions) (*dataset.Da
 			}
 		}
 	}
-	if io.OpenStore == nil {
-		io.OpenStore = func(ctx context.Context, url string) (objstore.Store, error) {
-			return objstore.Open(ctx, url, objstore.Options{})
-		}
-	}
-	env.Log.Info("ingesting", "data", o.Data, "into", env.Store.URL()+"/"+prefix)
-	if _, err := dataset.Ingest(ctx, o.Data, env.Store, prefix, io); err != nil {
+	io.OpenStore = open
+	env.Log.Info("ingesting", "data", redact.URL(o.Data), "source", ver, "into", env.Store.URL()+"/"+prefix,
+		"reason", "no dataset of this version of the data yet")
+	m, err := dataset.Ingest(ctx, o.Data, env.Store, prefix, io)
+	if err != nil {
 		return nil, err
 	}
+	if ver.s3 {
+		// The object may have been replaced while it was read: then the dataset could mix
+		// versions, under a name that says it is the old one. Drop its manifest (so it is
+		// never reused) and say so; the next run ingests the new version.
+		now, err := statS3Source(ctx, o.Data, open)
+		if err != nil {
+			return nil, err
+		}
+		if now.info.ETag != ver.info.ETag || now.info.Size != ver.info.Size || !now.info.ModTime.Equal(ver.info.ModTime) {
+			if err := env.Store.Delete(ctx, dataset.ManifestKey(prefix)); err != nil {
+				env.Log.Warn("could not drop the manifest of a dataset ingested from a changing source", "dataset", prefix, "err", err)
+			}
+			return nil, fmt.Errorf("data %s changed while it was ingested (%s, now %s): run again", redact.URL(o.Data), ver, now)
+		}
+	}
+	env.Log.Info("dataset ingested", "data", redact.URL(o.Data), "source", ver, "dataset", env.Store.URL()+"/"+prefix,
+		"rows", m.Source.Rows)
 	return dataset.OpenDataset(ctx, env.Store, prefix)
 }
 
