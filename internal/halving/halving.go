@@ -195,9 +195,9 @@ func tail(sizes, epochs []int, r, k, eta int) (sz, ep []int) {
 // it first trains probe batches (Workers candidates at the lowest level, and the next
 // Workers at the level above) to measure the cost of a training as a fixed part plus a part
 // per epoch, then starts with the most candidates whose whole ladder fits in the time left
-// (a probe batch at the level of the ladder's first rung becomes part of that rung). Before
-// every later rung it re-fits the cost and trains only as many candidates as the rest of
-// the ladder can finish, going straight to the last rung once one candidate is left, and
+// (a probe batch at the level of the ladder's first rung becomes part of that rung). Every
+// rung trains in chunks of about a quarter; before every chunk and rung it re-fits the cost
+// and trains only as many candidates as the rest of the ladder can finish, going straight to the last rung once one candidate is left, and
 // stops when not even that fits. The answer is the best of the highest rung that finished
 // in time. The outcome depends only on train's losses and, under a deadline, on the clock.
 func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
@@ -247,6 +247,40 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 		r.Seconds += sec
 		r.Late = r.Late || (!c.Deadline.IsZero() && c.Now().After(c.Deadline))
 		return nil
+	}
+	// chunked trains want, more candidates of rung pos (which already has have) at rung r
+	// of the plan (sizes, epochs). Under a deadline it trains in chunks, re-fits the cost
+	// after each and trains only as many more as the rest of the ladder can still finish.
+	// It returns how many of want it trained.
+	chunked := func(pos, have int, want, sizes, epochs []int, r int) (int, error) {
+		if c.Deadline.IsZero() {
+			return len(want), batch(pos, want, epochs[r])
+		}
+		// About a quarter of the rung, in whole rounds of the workers.
+		chunk := c.Workers * max(1, ((have+len(want)+3)/4+c.Workers-1)/c.Workers)
+		done := 0
+		for done < len(want) {
+			if done > 0 {
+				k := have + len(want)
+				for ; k > have+done; k-- {
+					sz, ep := tail(sizes, epochs, r, k, c.Eta)
+					sz[0] = k - have - done
+					if fits(sz, ep) {
+						break
+					}
+				}
+				want = want[:k-have]
+				if done == len(want) {
+					break
+				}
+			}
+			ch := min(chunk, len(want)-done)
+			if err := batch(pos, want[done:done+ch], epochs[r]); err != nil {
+				return 0, err
+			}
+			done += ch
+		}
+		return done, nil
 	}
 	finish := func(stopped string) (*Result, error) {
 		res.Stopped = stopped
@@ -355,14 +389,14 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 				}
 			}
 			if len(more) > 0 {
-				if err := batch(q.Rung, more, epochs[0]); err != nil {
+				if _, err := chunked(q.Rung, len(q.Candidates), more, sizes, epochs, 0); err != nil {
 					return nil, err
 				}
 			}
 			if len(sizes) == 1 {
 				q.Final, firstDone = true, true
 			} else {
-				idx, r = promote(q, sizes[1]), 1
+				idx, r = promote(q, next(tail(sizes, epochs, 0, len(q.Candidates), c.Eta))), 1
 			}
 		}
 	}
@@ -380,20 +414,19 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 			if k == 0 {
 				return fmt.Sprintf("the deadline leaves no time for rung %d (%d candidates × %d epochs)", r, len(idx), epochs[r]), nil
 			}
-			sz, _ := tail(sizes, epochs, r, k, c.Eta)
 			if k == 1 {
 				r = len(sizes) - 1 // one candidate left: straight to the full recipe
 			}
-			idx = idx[:k]
 			pos := len(res.Rungs)
-			if err := batch(pos, idx, epochs[r]); err != nil {
+			got, err := chunked(pos, 0, idx[:k], sizes, epochs, r)
+			if err != nil {
 				return "", err
 			}
 			if r == len(sizes)-1 {
 				res.Rungs[pos].Final = true
 				return "", nil
 			}
-			idx = promote(&res.Rungs[pos], sz[1])
+			idx = promote(&res.Rungs[pos], next(tail(sizes, epochs, r, got, c.Eta)))
 			r++
 		}
 	}
@@ -434,6 +467,14 @@ func Run(ctx context.Context, cfg Config, train TrainFunc) (*Result, error) {
 		}
 	}
 	return finish("")
+}
+
+// next is the size of the rung after the first of a tail (1 when the tail is one rung).
+func next(sz, _ []int) int {
+	if len(sz) > 1 {
+		return sz[1]
+	}
+	return 1
 }
 
 // promote records and returns the best k of rung r: lowest loss first, NaN last, ties to

@@ -3,8 +3,10 @@ package halving
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -227,7 +229,9 @@ func TestDeadlineProbeIsRungZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	r0 := res.Rungs[0]
-	if r0.Probe || len(r0.Candidates) != 27 || len(f.calls) != 6 || f.calls[2].rung != 0 || !reflect.DeepEqual(f.calls[2].idx, seq(2, 27)) {
+	// The rest of rung 0 trains in chunks of about a quarter of the rung in whole rounds of
+	// the two workers: ⌈27/4⌉ = 7 → 8.
+	if r0.Probe || len(r0.Candidates) != 27 || f.calls[2].rung != 0 || !reflect.DeepEqual(f.calls[2].idx, seq(2, 10)) || !reflect.DeepEqual(f.calls[5].idx, []int{26}) {
 		t.Fatalf("rung 0 %+v, calls %+v", r0, f.calls)
 	}
 	if !reflect.DeepEqual(r0.Promoted, []int{0, 11, 22, 6, 17, 1, 12, 23, 7}) || res.Best != 22 || !res.Complete || !res.Rungs[1].Probe {
@@ -237,48 +241,62 @@ func TestDeadlineProbeIsRungZero(t *testing.T) {
 
 func TestDeadlineCutOff(t *testing.T) {
 	// The probes measure 1 s per epoch (they end at 4 s), but later trainings take 2 s per
-	// epoch. The plan that fits the 56 s left, 3 candidates at 9 epochs then 1 at 27
-	// (27 + 27 s), overruns: rung 2 takes 54 s and ends at 58 s, and the re-fitted cost
-	// says the final 27 epochs cannot finish by 60 s. The run stops; the answer is the
-	// best of that rung.
+	// epoch. The plan that fits the 56 s left is 3 candidates at 9 epochs then 1 at 27. The
+	// rung trains one candidate at a time: after the first (18 s, at 22 s) the re-fitted
+	// cost leaves no room for another, nor for the final 27 epochs. The run stops; the
+	// answer is the one candidate trained for 9 epochs.
 	start := time.Unix(0, 0)
 	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 2}[min(c, 2)] }, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(60 * time.Second), Now: f.clock}, f.train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(res.PlannedSizes, []int{3, 1}) || len(res.Rungs) != 3 || len(f.calls) != 3 {
+	if !reflect.DeepEqual(res.PlannedSizes, []int{3, 1}) || len(res.Rungs) != 3 || len(f.calls) != 3 || !reflect.DeepEqual(res.Rungs[2].Candidates, []int{0}) {
 		t.Fatalf("plan %v, rungs %+v", res.PlannedSizes, res.Rungs)
 	}
-	if res.Complete || res.Stopped == "" || res.Best != 2 || res.BestRung != 2 || res.BestLoss != -2 || res.Rungs[2].Late {
-		t.Errorf("complete %v (%q), answer %d at rung %d loss %g; want incomplete, 2 at rung 2", res.Complete, res.Stopped, res.Best, res.BestRung, res.BestLoss)
+	if res.Complete || res.Stopped == "" || res.Best != 0 || res.BestRung != 2 || res.Rungs[2].Late {
+		t.Errorf("complete %v (%q), answer %d at rung %d; want incomplete, 0 at rung 2", res.Complete, res.Stopped, res.Best, res.BestRung)
 	}
-	if f.now.Sub(start) != 58*time.Second {
+	if f.now.Sub(start) != 22*time.Second {
 		t.Errorf("ran until %v", f.now.Sub(start))
 	}
 }
 
 func TestDeadlineShrinksRung(t *testing.T) {
-	// The plan of TestDeadlinePicksStart (12 → 4 → 1 on levels 3, 9, 27), but the rest of
-	// the first rung costs 1.25 s per epoch (41.25 s, ending at 45.25 s). The re-fitted
-	// cost (1.227 s per epoch through the origin) leaves no room in 54.75 s for 4, 3 or 2
-	// candidates at 9 epochs plus the final; the best one goes straight to the last rung.
+	// The plan of TestDeadlinePicksStart (12 → 4 → 1 on levels 3, 9, 27, by 100 s), but
+	// the first rung's trainings after the probes cost 1.25 s per epoch.
 	start := time.Unix(0, 0)
-	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 1.25, 1, 1}[c] }, loss: loss5}
+	f := &fake{now: start, perEpoch: func(c int) float64 {
+		if c >= 2 && c <= 5 {
+			return 1.25
+		}
+		return 1
+	}, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(100 * time.Second), Now: f.clock}, f.train)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rungs) < 3 || !res.Rungs[2].Final || !reflect.DeepEqual(res.Rungs[2].Candidates, []int{0}) {
-		t.Fatalf("rungs %+v", res.Rungs)
+	var trace []string
+	for _, r := range res.Rungs {
+		trace = append(trace, fmt.Sprintf("%d:%d×%d%s", r.Bracket, len(r.Candidates), r.Epochs, map[bool]string{true: "F", false: ""}[r.Final]))
 	}
-	// The final rung ends at 72.25 s; the 27.75 s left fit one more bracket: one fresh
-	// candidate (12) with the full recipe, which the losses make the answer.
-	if len(res.Rungs) != 4 || res.Brackets != 2 || res.Rungs[3].Bracket != 1 || !res.Rungs[3].Final || !reflect.DeepEqual(res.Rungs[3].Candidates, []int{12}) {
-		t.Fatalf("second bracket: %+v", res.Rungs)
+	// The first rung trains in chunks of 3; after two the re-fitted cost leaves room for 9
+	// candidates in all, so the rung stops at 9 and promotes 3 (5i mod 27: 0, 6, 1); the
+	// 9-epoch rung stops after 2 of them, and the better (6) takes the last rung.
+	if want := []string{"0:1×1", "0:9×3", "0:2×9", "0:1×27F"}; !reflect.DeepEqual(trace, want) {
+		t.Errorf("rungs %v, want %v", trace, want)
 	}
-	if !res.Complete || res.Best != 12 || res.BestRung != 3 || f.now.Sub(start) != 99250*time.Millisecond {
-		t.Errorf("complete %v answer %d at %d, ended %v", res.Complete, res.Best, res.BestRung, f.now.Sub(start))
+	if p := res.Rungs[1].Promoted; !reflect.DeepEqual(p, []int{0, 6, 1}) || !reflect.DeepEqual(res.Rungs[2].Candidates, []int{0, 6}) {
+		t.Errorf("promoted %v, then trained %v", p, res.Rungs[2].Candidates)
+	}
+	if len(f.calls) != 8 || !reflect.DeepEqual(f.calls[2].idx, []int{0, 2, 3}) || !reflect.DeepEqual(f.calls[4].idx, []int{7, 8}) {
+		t.Errorf("calls %v", f.calls)
+	}
+	if !res.Complete || res.Best != 6 || f.now.Sub(start) != 81250*time.Millisecond {
+		t.Errorf("complete %v, answer %d, ended %v", res.Complete, res.Best, f.now.Sub(start))
+	}
+	if f.now.Sub(start) > 100*time.Second || slices.ContainsFunc(res.Rungs, func(r Rung) bool { return r.Late }) {
+		t.Fatalf("overran: %v", f.now.Sub(start))
 	}
 }
 
@@ -321,10 +339,11 @@ func TestErrors(t *testing.T) {
 
 func TestLateRungDoesNotCount(t *testing.T) {
 	// The plan of TestDeadlineCutOff (3 candidates at 9 epochs, then 1 at 27, by 60 s) at
-	// 1 s per epoch until the final rung, which takes 3 s per epoch and ends at 112 s: it
+	// 1 s per epoch (the 9-epoch rung one candidate at a time) until the final rung, which
+	// takes 3 s per epoch and ends at 112 s: it
 	// is late, and the answer is the best of the rung before.
 	start := time.Unix(0, 0)
-	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 1, 3}[c] }, loss: loss5}
+	f := &fake{now: start, perEpoch: func(c int) float64 { return []float64{1, 1, 1, 1, 1, 3}[c] }, loss: loss5}
 	res, err := Run(context.Background(), Config{Candidates: cands(27), MaxEpochs: 27, Deadline: start.Add(60 * time.Second), Now: f.clock}, f.train)
 	if err != nil {
 		t.Fatal(err)
