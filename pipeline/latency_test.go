@@ -40,6 +40,10 @@ func TestLatencyConstrainedSearch(t *testing.T) {
 		spec := f.spec(c.run)
 		spec.Constraints = schemas.Constraints{MaxLatencyMs: mid, LatencyMode: c.mode}
 		spec.Search.Policy.Correction = c.corr
+		// Every distinct architecture a Monte Carlo sample draws is timed once; a small N and
+		// the top-k finish keep this test about latency limits, not about N or the finish.
+		spec.Search.Policy.Samples = 16
+		spec.Finish.Mode = schemas.FinishTopK
 		out, err := coordinator.Run(ctx, coordinator.Config{Bus: f.env.Bus, Store: f.env.Store, Log: f.env.Log, Spec: spec})
 		if err != nil {
 			t.Fatalf("%s: %v", c.run, err)
