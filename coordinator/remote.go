@@ -113,6 +113,12 @@ func (c *collector) await(ctx context.Context, keys []string, what string) ([]*s
 			return nil, ctx.Err()
 		case <-ch:
 		case <-warn.C:
+			if what == trialsWhat && missing < len(keys) {
+				// Stand-alone trainings take long by nature; some have come back.
+				c.b.Log.Info("stand-alone trainings under way", "run", c.run, "missing", missing, "of", len(keys),
+					"waited", time.Since(start).Round(time.Second))
+				continue
+			}
 			c.b.Log.Warn("waiting for results; is an evaluator running?", "run", c.run, "what", what,
 				"missing", missing, "of", len(keys), "waited", time.Since(start).Round(time.Second))
 		}
@@ -403,6 +409,9 @@ func keysOf(m map[string]float64) []string {
 	return out
 }
 
+// trialsWhat names the wait for trial results in logs.
+const trialsWhat = "stand-alone trainings"
+
 // trialRequest is one stand-alone training to run on an evaluator.
 type trialRequest struct {
 	Arch  []int
@@ -428,7 +437,7 @@ func (r *remote) trials(ctx context.Context, round int64, reqs []trialRequest) (
 	if err := r.b.Work.Publish(ctx, items...); err != nil {
 		return nil, err
 	}
-	res, err := r.col.await(ctx, keys, "stand-alone trainings")
+	res, err := r.col.await(ctx, keys, trialsWhat)
 	if err != nil {
 		return nil, err
 	}
