@@ -66,6 +66,27 @@ func TestOneProcessSearchConnect4(t *testing.T) {
 			t.Fatalf("candidate %+v infeasible", c)
 		}
 	}
+	// Every candidate of the finish and every trained network is feasible, and the finish
+	// ran its halving over the pool with the proxy measured on a rung.
+	if len(out.Pool) == 0 || out.Ladder == nil || !out.Ladder.Complete {
+		t.Fatalf("no complete halving finish: pool %d, ladder %+v", len(out.Pool), out.Ladder)
+	}
+	for _, p := range out.Pool {
+		if !p.Feasible || p.Params > 20000 {
+			t.Fatalf("pool candidate %+v infeasible", p)
+		}
+	}
+	for _, tr := range out.Trials {
+		if tr.Params > 20000 || !out.Feasible(tr.Arch) {
+			t.Fatalf("trained %s with %d params is not known feasible", tr.Arch, tr.Params)
+		}
+	}
+	if out.Applied+out.Skipped != int64(spec.Search.Steps)-spec.Search.WarmupSteps() || out.Skipped != 0 {
+		t.Fatalf("%d applied and %d skipped RL updates over %d RL steps (exact correction skips none)", out.Applied, out.Skipped, int64(spec.Search.Steps)-spec.Search.WarmupSteps())
+	}
+	if out.Proxy == nil || out.Proxy.RungK < 3 {
+		t.Fatalf("proxy not measured on the finish's rung: %+v", out.Proxy)
+	}
 	t.Logf("best %s params %d val %.4f test %.4f %s %.4f", out.Best.Arch, out.Best.Params, out.Best.ValLoss, out.Best.TestLoss, out.Best.Metric, out.Best.TestMetric)
 }
 
