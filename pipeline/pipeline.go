@@ -335,23 +335,7 @@ func BuildSpec(ds *dataset.Dataset, o SpecOptions) (*schemas.RunSpec, error) {
 		In: m.FeatureWidth, Out: out, Widths: sp.Widths, Constraints: o.Constraints, Search: o.Search.Defaults(),
 		CheckpointEvery: o.CheckpointEvery, Finish: o.Finish.Defaults(), Created: time.Now().UTC()}
 	spec.Trial = DefaultTrial(spec.Search.Seed)
-	if t := o.Trial; true {
-		if t.Epochs > 0 {
-			spec.Trial.Epochs = t.Epochs
-		}
-		if t.Batch > 0 {
-			spec.Trial.Batch = t.Batch
-		}
-		if t.LR > 0 {
-			spec.Trial.LR = t.LR
-		}
-		if t.Patience > 0 {
-			spec.Trial.Patience = t.Patience
-		}
-		if t.Seed > 0 {
-			spec.Trial.Seed = t.Seed
-		}
-	}
+	spec.Trial = MergeTrial(spec.Trial, o.Trial) // every knob the run spec or flags set
 	spec.Dataset.Prefix = ds.Prefix
 	for _, sh := range ds.Shards(schemas.SplitTrain) {
 		spec.Dataset.TrainRows = append(spec.Dataset.TrainRows, int(sh.Rows))

@@ -357,7 +357,13 @@ func (e *Engine) StepOnce(ctx context.Context) (Record, error) {
 		var x space.Arch
 		if cfg.Children == ChildrenFeasible && e.Ctrl.Cfg.Rejects() {
 			var err error
-			if x, _, err = e.Ctrl.SampleCandidate(rng, func(a space.Arch) (bool, error) { return e.est.Feasible(ctx, a) }); err != nil {
+			x, _, err = e.Ctrl.SampleCandidate(rng, func(a space.Arch) (bool, error) { return e.est.Feasible(ctx, a) })
+			if errors.Is(err, policy.ErrRejectionCap) {
+				// The RL step owns the error for a budget the policy cannot meet; during
+				// warmup there is none, and a weight step on a child of p is still useful.
+				x, err = policy.Sample(probs, rng, nil), nil
+			}
+			if err != nil {
 				return rec, fmt.Errorf("step %d weight step: %w", t, err)
 			}
 		} else {
