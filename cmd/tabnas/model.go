@@ -225,10 +225,11 @@ func cmdTrain(ctx context.Context, args []string) error {
 	splitSeed := fs.Uint64("split-seed", 0, "seed of the split")
 	rows := fs.Int("rows-per-shard", 0, "rows per Parquet shard")
 	seed := fs.Uint64("seed", 0, "seed of initialization and shuffling")
-	epochs := fs.Int("epochs", 60, "maximum epochs")
-	batch := fs.Int("batch", 256, "rows per step")
-	lr := fs.Float64("lr", 1e-3, "Adam learning rate")
-	patience := fs.Int("patience", 6, "early-stopping patience in epochs")
+	def := pipeline.DefaultTrial(0) // the same recipe as a search's final training
+	epochs := fs.Int("epochs", def.Epochs, "maximum epochs")
+	batch := fs.Int("batch", def.Batch, "rows per step")
+	lr := fs.Float64("lr", def.LR, "Adam learning rate")
+	patience := fs.Int("patience", def.Patience, "early-stopping patience in epochs")
 	name := fs.String("name", "", "output name (default train-ARCH-SEED)")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	if err := parse(fs, args); err != nil {
@@ -278,7 +279,7 @@ func cmdTrain(ctx context.Context, args []string) error {
 		return infra(err)
 	}
 	start := time.Now()
-	net, h, err := nn.TrainStandalone(nn.Arch(widths), task, train, val, nn.TrainConfig{Epochs: *epochs, BatchSize: *batch, LR: *lr, Patience: *patience, Seed: *seed})
+	net, h, err := nn.TrainStandalone(nn.Arch(widths), task, train, val, pipeline.MergeTrial(def, schemas.Trial{Epochs: *epochs, Batch: *batch, LR: *lr, Patience: *patience, Seed: *seed}).TrainConfig())
 	if err != nil {
 		return bad(err)
 	}
