@@ -19,6 +19,14 @@ import (
 // DefaultBatchSize is the number of rows PredictCSV runs through the network at once.
 const DefaultBatchSize = 1024
 
+// MaxFeatureZ bounds every standardized value PredictCSV feeds the network (and a regression
+// target it scores): a numeric cell further than MaxFeatureZ training standard deviations from
+// the training mean is clipped to that bound, and the row is counted in Summary.Clipped. No
+// training value can be that far out (a column of n values has none beyond √n standard
+// deviations), and without the bound a cell such as 1e308 overflows float32 and turns the
+// row's prediction into NaN.
+const MaxFeatureZ = 1e6
+
 // Output column names: PredictionColumn, then for classification ProbPrefix+label per class.
 const (
 	PredictionColumn = "prediction"
@@ -37,11 +45,19 @@ type PredictOptions struct {
 	IgnoreTarget bool
 }
 
-// Summary reports a PredictCSV run. Loss and Metric are set only when Labeled.
+// Summary reports a PredictCSV run. Loss and Metric are set only when Labeled. No value of
+// it, and no cell PredictCSV writes, is NaN or infinite.
 type Summary struct {
-	Rows       int64
-	Labeled    bool    // the target column was present and every row was scored
-	Loss       float64 // mean loss per row, as in Metrics
+	Rows int64
+	// Clipped counts rows with at least one value clipped to ±MaxFeatureZ standard deviations;
+	// they are predicted (and scored) with the clipped values.
+	Clipped int64
+	// Rejected counts rows for which the network gave no finite output (or, when scoring,
+	// no finite loss): their prediction and probability cells are left empty and they are
+	// not scored. Only a model with extreme weights can produce them.
+	Rejected   int64
+	Labeled    bool    // the target column was present and the rows not rejected were scored
+	Loss       float64 // mean loss per scored row, as in Metrics
 	MetricName string  // MetricAccuracy or MetricRMSE
 	Metric     float64 // accuracy, or RMSE in original target units
 }
@@ -104,8 +120,9 @@ func (p *Predictor) PredictFeatures(x []float32, rows int) ([]float32, error) {
 // or the value in original target units) and, for classification, ProbPrefix+label for every
 // class. Columns the model does not use are ignored. When the target column is present (and
 // not IgnoreTarget) every row is also scored and the summary carries the loss and metric,
-// computed as for the test split. A bad row stops the run with an *InputError naming the
-// line, row and column; what was written up to then is incomplete.
+// computed as for the test split. Extreme values are clipped and rows without a finite
+// output are rejected, as Summary counts them. A bad row stops the run with an *InputError
+// naming the line, row and column; what was written up to then is incomplete.
 func (p *Predictor) PredictCSV(ctx context.Context, r io.Reader, w io.Writer, opts PredictOptions) (Summary, error) {
 	var sum Summary
 	name := opts.Name
@@ -198,9 +215,11 @@ func (p *Predictor) PredictCSV(ctx context.Context, r io.Reader, w io.Writer, op
 	ws := p.net.NewWorkspace(bs)
 	classes := p.pre.Classes()
 	var lossSum float64
-	var correct int64
+	var correct, scored int64
 	n := 0
 	cells := make([]string, 0, len(keep)+1+len(classes))
+	empty := make([]string, len(p.Columns()))
+	reject := make([]bool, bs)
 	flush := func() error {
 		if n == 0 {
 			return nil
@@ -209,14 +228,29 @@ func (p *Predictor) PredictCSV(ctx context.Context, r io.Reader, w io.Writer, op
 			return fmt.Errorf("model: predict %s: %w", name, err)
 		}
 		p.net.Predict(x[:n*in], n, ws, out)
+		for i := 0; i < n; i++ {
+			reject[i] = !finite(out[i*k : (i+1)*k])
+		}
 		if labeled {
-			m := p.net.Evaluate(nn.Data{X: x[:n*in], Y: y[:n], Cols: in}, ws)
-			lossSum += m.Loss * float64(n)
-			correct += int64(math.Round(m.Accuracy * float64(n)))
+			p.score(x, y, n, ws, reject, &lossSum, &correct, &scored)
 		}
 		for i := 0; i < n; i++ {
 			cells = append(cells[:0], kept[i]...)
-			cells = p.appendPrediction(cells, out[i*k:(i+1)*k], classes)
+			if reject[i] {
+				sum.Rejected++
+				cells = append(cells, empty...)
+				if len(cells) == 1 {
+					// csv writes a lone empty field as a blank line, which readers skip:
+					// quote it so the output keeps one line per input row.
+					cw.Flush()
+					if _, err := io.WriteString(w, "\"\"\n"); err != nil {
+						return fmt.Errorf("model: predict %s: writing output: %w", name, err)
+					}
+					continue
+				}
+			} else {
+				cells = p.appendPrediction(cells, out[i*k:(i+1)*k], classes)
+			}
 			if err := cw.Write(cells); err != nil {
 				return fmt.Errorf("model: predict %s: writing output: %w", name, err)
 			}
@@ -239,16 +273,24 @@ func (p *Predictor) PredictCSV(ctx context.Context, r io.Reader, w io.Writer, op
 		if len(rec) != len(header) {
 			return fail(line, row, "", fmt.Errorf("row has %d cells, the header has %d", len(rec), len(header)))
 		}
-		if _, err := enc.Encode(rec, x[n*in:(n+1)*in:(n+1)*in]); err != nil {
+		xr := x[n*in : (n+1)*in : (n+1)*in]
+		if _, err := enc.Encode(rec, xr); err != nil {
 			col, cause := p.blame(rec, pos, err)
 			return fail(line, row, col, cause)
 		}
+		clipped := clip(xr)
 		if labeled {
 			v, err := enc.Label(rec)
 			if err != nil {
 				return fail(line, row, target, unwrap(err))
 			}
 			y[n] = v
+			if p.a.Task.Kind == nn.Regression && clip(y[n:n+1]) {
+				clipped = true
+			}
+		}
+		if clipped {
+			sum.Clipped++
 		}
 		kept[n] = kept[n][:0]
 		for _, j := range keep {
@@ -270,18 +312,90 @@ func (p *Predictor) PredictCSV(ctx context.Context, r io.Reader, w io.Writer, op
 	}
 
 	sum.Rows = row
-	if labeled && row > 0 {
+	if labeled && scored > 0 {
 		sum.Labeled = true
-		sum.Loss = lossSum / float64(row)
+		sum.Loss = lossSum / float64(scored)
 		sum.MetricName = metricName(p.a.Task)
 		if p.a.Task.Kind == nn.Regression {
 			sum.Metric = rmse(sum.Loss, p.a.Manifest)
 		} else {
-			sum.Metric = float64(correct) / float64(row)
+			sum.Metric = float64(correct) / float64(scored)
+		}
+		if !finite64(sum.Loss) || !finite64(sum.Metric) { // a sum of finite losses overflowed
+			sum.Labeled, sum.Loss, sum.MetricName, sum.Metric = false, 0, "", 0
 		}
 	}
 	return sum, nil
 }
+
+// score adds the loss and correct count of the first n rows of x and y that are not
+// rejected, compacting them to the front. When the batch loss is not finite it scores row by
+// row and rejects the rows whose loss is not finite.
+func (p *Predictor) score(x, y []float32, n int, ws *nn.Workspace, reject []bool, lossSum *float64, correct, scored *int64) {
+	in := p.a.In
+	m := 0
+	for i := 0; i < n; i++ {
+		if reject[i] {
+			continue
+		}
+		if m != i {
+			copy(x[m*in:(m+1)*in], x[i*in:(i+1)*in])
+			y[m] = y[i]
+		}
+		m++
+	}
+	if m == 0 {
+		return
+	}
+	add := func(e nn.Metrics, rows int) {
+		*lossSum += e.Loss * float64(rows)
+		*correct += int64(math.Round(e.Accuracy * float64(rows)))
+		*scored += int64(rows)
+	}
+	if e := p.net.Evaluate(nn.Data{X: x[:m*in], Y: y[:m], Cols: in}, ws); finite64(e.Loss) {
+		add(e, m)
+		return
+	}
+	j := 0 // index among the compacted rows
+	for i := 0; i < n; i++ {
+		if reject[i] {
+			continue
+		}
+		e := p.net.Evaluate(nn.Data{X: x[j*in : (j+1)*in], Y: y[j : j+1], Cols: in}, ws)
+		if finite64(e.Loss) {
+			add(e, 1)
+		} else {
+			reject[i] = true
+		}
+		j++
+	}
+}
+
+// clip bounds every value of v to ±MaxFeatureZ and reports whether any was out of bounds.
+// One-hot and indicator slots are 0 or 1, so only standardized numeric values can be.
+func clip(v []float32) bool {
+	clipped := false
+	for i, f := range v {
+		switch {
+		case f > MaxFeatureZ:
+			v[i], clipped = MaxFeatureZ, true
+		case f < -MaxFeatureZ:
+			v[i], clipped = -MaxFeatureZ, true
+		}
+	}
+	return clipped
+}
+
+func finite(v []float32) bool {
+	for _, f := range v {
+		if !finite64(float64(f)) {
+			return false
+		}
+	}
+	return true
+}
+
+func finite64(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // appendPrediction formats one row of network outputs. Probabilities are written with the
 // shortest digits that read back as the same float32.

@@ -113,13 +113,24 @@ func cmdPredict(ctx context.Context, args []string) error {
 		}
 	}
 	if *jsonOut {
-		b, _ := json.Marshal(sum)
+		b, err := json.Marshal(sum)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintln(os.Stderr, string(b))
-	} else if sum.Labeled {
-		fmt.Fprintf(os.Stderr, "predicted %d rows; loss %.6f, %s %.6f\n", sum.Rows, sum.Loss, sum.MetricName, sum.Metric)
-	} else {
-		fmt.Fprintf(os.Stderr, "predicted %d rows\n", sum.Rows)
+		return nil
 	}
+	line := fmt.Sprintf("predicted %d rows", sum.Rows)
+	if sum.Labeled {
+		line += fmt.Sprintf("; loss %.6f, %s %.6f", sum.Loss, sum.MetricName, sum.Metric)
+	}
+	if sum.Clipped > 0 {
+		line += fmt.Sprintf("; %d rows had values beyond ±%g standard deviations, clipped", sum.Clipped, model.MaxFeatureZ)
+	}
+	if sum.Rejected > 0 {
+		line += fmt.Sprintf("; %d rows rejected (no finite output; their prediction cells are empty)", sum.Rejected)
+	}
+	fmt.Fprintln(os.Stderr, line)
 	return nil
 }
 
