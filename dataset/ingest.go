@@ -145,6 +145,10 @@ func joinKey(prefix, rest string) string {
 	return prefix + "/" + rest
 }
 
+// ErrExists is returned by Ingest when the prefix already holds a dataset and
+// Options.Overwrite is not set.
+var ErrExists = errors.New("set Overwrite to replace it")
+
 func cleanPrefix(p string) (string, error) {
 	p = strings.TrimSuffix(p, "/")
 	if p == "" {
@@ -180,7 +184,7 @@ func Ingest(ctx context.Context, src string, dst objstore.Store, dstPrefix strin
 	mkey := ManifestKey(prefix)
 	if _, err := dst.Stat(ctx, mkey); err == nil {
 		if !o.Overwrite {
-			return nil, fmt.Errorf("dataset: %s already holds a dataset (%s); set Overwrite to replace it", dst.URL(), mkey)
+			return nil, fmt.Errorf("dataset: %s already holds a dataset (%s): %w", dst.URL(), mkey, ErrExists)
 		}
 		if err := dst.Delete(ctx, mkey); err != nil {
 			return nil, fmt.Errorf("dataset: removing the old manifest: %w", err)

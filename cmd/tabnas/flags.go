@@ -7,10 +7,12 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tabnas/tabnas/infra/objstore"
 	"github.com/tabnas/tabnas/internal/policy"
 	"github.com/tabnas/tabnas/internal/space"
 	"github.com/tabnas/tabnas/pipeline"
@@ -74,12 +76,12 @@ func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 	fs.Var(listValue{&c.Categorical}, "categorical", "comma-separated columns to treat as categorical; * = every input column")
 	fs.Var(listValue{&c.Numeric}, "numeric", "comma-separated columns to treat as numeric")
 	fs.Var(listValue{&c.Ignore}, "ignore", "comma-separated columns to drop")
-	fs.IntVar(&c.Layers, "layers", c.Layers, "hidden layers (default 3)")
+	fs.IntVar(&c.Layers, "layers", c.Layers, "hidden layers, 1..32 (default 3)")
 	fs.Var(widthsValue{&c.Widths}, "widths", "candidate widths per layer, e.g. 8,16,32 (default the 20-width TabNAS list)")
-	fs.Int64Var(&c.Constraints.MaxParams, "max-params", c.Constraints.MaxParams, "parameter budget (weights and biases)")
-	fs.Float64Var(&c.Constraints.MaxLatencyMs, "max-latency-ms", c.Constraints.MaxLatencyMs, "inference latency limit, ms per batch")
-	fs.Float64Var(&c.Constraints.MaxTrainStepMs, "max-train-step-ms", c.Constraints.MaxTrainStepMs, "training latency limit, ms per step")
-	fs.IntVar(&c.Constraints.LatencyBatch, "latency-batch", c.Constraints.LatencyBatch, "rows per timed batch")
+	fs.Int64Var(&c.Constraints.MaxParams, "max-params", c.Constraints.MaxParams, "parameter budget (weights and biases); 0 or unset: no parameter limit")
+	fs.Float64Var(&c.Constraints.MaxLatencyMs, "max-latency-ms", c.Constraints.MaxLatencyMs, "inference latency limit, ms per batch (0: none)")
+	fs.Float64Var(&c.Constraints.MaxTrainStepMs, "max-train-step-ms", c.Constraints.MaxTrainStepMs, "training latency limit, ms per step (0: none)")
+	fs.IntVar(&c.Constraints.LatencyBatch, "latency-batch", c.Constraints.LatencyBatch, "rows per timed batch (default 256)")
 	fs.StringVar(&c.Constraints.LatencyMode, "latency-mode", c.Constraints.LatencyMode, "measure (whole network) or estimate (sum of per-layer times)")
 	fs.IntVar(&c.Search.Steps, "steps", c.Search.Steps, "search steps (default 500)")
 	fs.Uint64Var(&c.Search.Seed, "seed", c.Search.Seed, "seed of the search")
@@ -120,8 +122,8 @@ func bindRun(fs *flag.FlagSet, o *runOpts, distributed bool) {
 	fs.Uint64Var(&c.SplitSeed, "split-seed", c.SplitSeed, "seed of the train/validation/test split")
 	fs.IntVar(&c.RowsPerShard, "rows-per-shard", c.RowsPerShard, "rows per Parquet shard (default 65536)")
 	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "checkpoint every K steps (default 100)")
-	fs.IntVar(&c.Trial.Epochs, "trial-epochs", c.Trial.Epochs, "max epochs of the stand-alone retraining (default 60)")
-	fs.IntVar(&c.Trial.Patience, "trial-patience", c.Trial.Patience, "early-stopping patience of the retraining (default 6)")
+	fs.IntVar(&c.Trial.Epochs, "trial-epochs", c.Trial.Epochs, fmt.Sprintf("max epochs of the stand-alone retraining (default %d)", pipeline.DefaultTrial(0).Epochs))
+	fs.IntVar(&c.Trial.Patience, "trial-patience", c.Trial.Patience, fmt.Sprintf("early-stopping patience of the retraining (default %d)", pipeline.DefaultTrial(0).Patience))
 	fs.StringVar(&c.Store, "store", c.Store, "object store: directory, file:// or s3://bucket/prefix")
 	if distributed {
 		fs.StringVar(&c.Nats, "nats", c.Nats, "NATS URL (default $TABNAS_NATS_URL)")
@@ -159,6 +161,9 @@ func parseRun(name string, args []string, distributed bool) (*runOpts, error) {
 	if fs.NArg() > 0 {
 		return nil, bad(fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
 	}
+	if err := checkPositive(fs, runPositive...); err != nil {
+		return nil, err
+	}
 	if o.config != "" {
 		cfg, err := pipeline.LoadConfig(o.config)
 		if err != nil {
@@ -176,7 +181,62 @@ func parseRun(name string, args []string, distributed bool) (*runOpts, error) {
 	if err := o.cfg.Validate(); err != nil {
 		return nil, bad(err)
 	}
+	if err := checkData("--data", o.cfg.Data); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// runPositive are the run flags whose zero value means "the default": given explicitly on
+// the command line, zero or a negative value is an error rather than silently replaced.
+var runPositive = []string{"layers", "steps", "samples", "rl-lr", "max-tries", "batch", "val-batch", "lr", "warmup",
+	"top-k", "finish-candidates", "rows-per-shard", "checkpoint-every", "trial-epochs", "trial-patience",
+	"latency-batch", "evaluators"}
+
+// checkPositive rejects a value that is not a positive finite number for each of names
+// given on the command line (fs.Visit sees only those, not the defaults or a spec's values).
+func checkPositive(fs *flag.FlagSet, names ...string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err != nil || !slices.Contains(names, f.Name) {
+			return
+		}
+		v, perr := strconv.ParseFloat(f.Value.String(), 64)
+		if perr == nil && (!(v > 0) || math.IsInf(v, 0)) {
+			err = bad(fmt.Errorf("--%s %s: must be a positive number (leave the flag out for the default)", f.Name, f.Value))
+		}
+	})
+	return err
+}
+
+// checkData rejects, before any work, a --data that cannot be read: a local path that is
+// missing, a directory or unreadable, or a dataset: prefix that is not a valid store key.
+// s3:// objects are checked when read.
+func checkData(flagName, data string) error {
+	switch {
+	case data == "" || strings.HasPrefix(data, "s3://"):
+		return nil
+	case strings.HasPrefix(data, "dataset:"):
+		p := strings.TrimSuffix(strings.TrimPrefix(data, "dataset:"), "/")
+		if err := objstore.ValidateKey(p); err != nil {
+			return bad(fmt.Errorf("%s %s: not a valid dataset prefix: %w", flagName, data, err))
+		}
+		return nil
+	}
+	path := strings.TrimPrefix(data, "file://")
+	st, err := os.Stat(path)
+	if err != nil {
+		return bad(fmt.Errorf("%s %s: %w", flagName, data, err))
+	}
+	if st.IsDir() {
+		return bad(fmt.Errorf("%s %s: is a directory, want a CSV or Parquet file", flagName, data))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return bad(fmt.Errorf("%s %s: %w", flagName, data, err))
+	}
+	f.Close()
+	return nil
 }
 
 // parseSeconds reads a non-negative time budget given in seconds ("90", "2.5") or as a
@@ -193,4 +253,13 @@ func parseSeconds(s string) (float64, error) {
 		return 0, errors.New("want seconds or a duration such as 90s, 20m or 1h")
 	}
 	return d.Seconds(), nil
+}
+
+// datasetErr classifies an error of pipeline.EnsureDataset: a dataset: prefix that holds no
+// dataset in the store is the user's mistake, not the store's.
+func datasetErr(data string, err error) error {
+	if strings.HasPrefix(data, "dataset:") && errors.Is(err, objstore.ErrNotFound) {
+		return bad(fmt.Errorf("--data %s: no dataset at that prefix of the store: %w", data, err))
+	}
+	return classify(err)
 }

@@ -24,7 +24,7 @@ func cmdIngest(ctx context.Context, args []string) error {
 	task := fs.String("task", "", "force regression, binary or multiclass (default: detected)")
 	seed := fs.Uint64("seed", 0, "split seed")
 	rows := fs.Int("rows-per-shard", 0, "rows per Parquet shard (default 65536)")
-	limit := fs.Int64("limit", 0, "ingest only the first N rows")
+	limit := fs.Int64("limit", 0, "ingest only the first N rows (default: all)")
 	cat := fs.String("categorical", "", "comma-separated columns to treat as categorical")
 	num := fs.String("numeric", "", "comma-separated columns to treat as numeric")
 	ignore := fs.String("ignore", "", "comma-separated columns to drop")
@@ -42,6 +42,15 @@ func cmdIngest(ctx context.Context, args []string) error {
 	if *data == "" || *store == "" || *prefix == "" {
 		return bad(errors.New("--data, --store and --prefix are required"))
 	}
+	if err := checkPositive(fs, "rows-per-shard", "limit"); err != nil {
+		return err
+	}
+	if err := checkData("--data", *data); err != nil {
+		return err
+	}
+	if err := objstore.ValidateKey(strings.TrimSuffix(*prefix, "/")); err != nil {
+		return bad(fmt.Errorf("--prefix %s: %w", *prefix, err))
+	}
 	st, err := objstore.Open(ctx, *store, objstore.Options{})
 	if err != nil {
 		return bad(err)
@@ -58,6 +67,9 @@ func cmdIngest(ctx context.Context, args []string) error {
 			return objstore.Open(ctx, url, objstore.Options{})
 		},
 		Logger: newLogger(false, false)})
+	if errors.Is(err, dataset.ErrExists) {
+		return bad(fmt.Errorf("--prefix %s: %s already holds a dataset there; pass --overwrite to replace it", *prefix, st.URL()))
+	}
 	if err != nil {
 		return classify(err)
 	}

@@ -186,6 +186,9 @@ func cmdReport(ctx context.Context, args []string) error {
 	if *run == "" {
 		return bad(errors.New("--run is required"))
 	}
+	if err := schemas.ValidRunID(*run); err != nil {
+		return bad(fmt.Errorf("--run: %w", err))
+	}
 	if *store == "" {
 		*store = "runs/store"
 	}
@@ -234,7 +237,7 @@ func cmdTrain(ctx context.Context, args []string) error {
 	out := fs.String("out", "runs", "output directory")
 	store := fs.String("store", "", "object store (default OUT/store)")
 	splitSeed := fs.Uint64("split-seed", 0, "seed of the split")
-	rows := fs.Int("rows-per-shard", 0, "rows per Parquet shard")
+	rows := fs.Int("rows-per-shard", 0, "rows per Parquet shard (default 65536)")
 	seed := fs.Uint64("seed", 0, "seed of initialization and shuffling")
 	def := pipeline.DefaultTrial(0) // the same recipe as a search's final training
 	epochs := fs.Int("epochs", def.Epochs, "maximum epochs")
@@ -246,12 +249,18 @@ func cmdTrain(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := checkPositive(fs, "epochs", "batch", "lr", "patience", "rows-per-shard"); err != nil {
+		return err
+	}
 	widths, err := space.ParseWidths(*arch)
 	if err != nil {
-		return bad(err)
+		return bad(fmt.Errorf("--arch: %w", err))
 	}
 	if *data == "" {
 		return bad(errors.New("--data is required"))
+	}
+	if err := checkData("--data", *data); err != nil {
+		return err
 	}
 	if *store == "" {
 		*store = filepath.Join(*out, "store")
@@ -267,7 +276,7 @@ func cmdTrain(ctx context.Context, args []string) error {
 	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: *data, Target: *target, SplitSeed: *splitSeed, RowsPerShard: *rows,
 		Task: cols.task, Categorical: cols.cat, Numeric: cols.num, Ignore: cols.ignore})
 	if err != nil {
-		return classify(err)
+		return datasetErr(*data, err)
 	}
 	task, err := model.TaskOf(ds.Manifest)
 	if err != nil {
@@ -290,7 +299,8 @@ func cmdTrain(ctx context.Context, args []string) error {
 		return infra(err)
 	}
 	start := time.Now()
-	net, h, err := nn.TrainStandalone(nn.Arch(widths), task, train, val, pipeline.MergeTrial(def, schemas.Trial{Epochs: *epochs, Batch: *batch, LR: *lr, Patience: *patience, Seed: *seed}).TrainConfig())
+	trial := pipeline.MergeTrial(def, schemas.Trial{Epochs: *epochs, Batch: *batch, LR: *lr, Patience: *patience, Seed: *seed})
+	net, h, err := nn.TrainStandalone(nn.Arch(widths), task, train, val, trial.TrainConfig())
 	if err != nil {
 		return bad(err)
 	}
@@ -303,8 +313,9 @@ func cmdTrain(ctx context.Context, args []string) error {
 	art.Metrics = model.NewMetrics(ds.Manifest, net.Evaluate(val, ws), net.Evaluate(test, ws))
 	art.Seed = *seed
 	art.Created = time.Now().UTC()
-	art.Run, _ = json.Marshal(map[string]any{"command": "train", "arch": *arch, "data": *data, "epochs": *epochs, "batch": *batch,
-		"lr": *lr, "patience": *patience, "seed": *seed, "split_seed": *splitSeed})
+	// What was used, not what was typed: the recipe after defaults.
+	art.Run, _ = json.Marshal(map[string]any{"command": "train", "arch": *arch, "data": *data, "epochs": trial.Epochs, "batch": trial.Batch,
+		"lr": trial.LR, "patience": trial.Patience, "seed": *seed, "split_seed": *splitSeed, "trial": trial})
 	if *name == "" {
 		*name = fmt.Sprintf("train-%s-%d", space.FormatWidths(widths), *seed)
 	}

@@ -78,6 +78,9 @@ func cmdRandom(ctx context.Context, args []string) error {
 	case *epochs < 1 || *patience < 1 || *batch < 1 || *lr <= 0:
 		return bad(errors.New("--epochs, --patience, --batch and --lr must be positive"))
 	}
+	if err := checkData("--data", *data); err != nil {
+		return err
+	}
 	if *store == "" {
 		*store = filepath.Join(*out, "store")
 		if err := os.MkdirAll(*store, 0o755); err != nil {
@@ -93,7 +96,7 @@ func cmdRandom(ctx context.Context, args []string) error {
 	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: *data, Target: *target, SplitSeed: *splitSeed, RowsPerShard: *rows,
 		Task: *task, Categorical: categorical, Numeric: numeric, Ignore: ignore})
 	if err != nil {
-		return classify(err)
+		return datasetErr(*data, err)
 	}
 	ro := pipeline.RandomOptions{Layers: *layers, Widths: widths,
 		Constraints: schemas.Constraints{MaxParams: *maxParams}, Seconds: *seconds, Trials: *trials, Seed: *seed,

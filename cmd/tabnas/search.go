@@ -54,7 +54,7 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log *slog.Log
 	ds, err := pipeline.EnsureDataset(ctx, env, pipeline.DatasetOptions{Data: c.Data, Target: c.Target, SplitSeed: c.SplitSeed, RowsPerShard: c.RowsPerShard,
 		Task: c.Task, Categorical: c.Categorical, Numeric: c.Numeric, Ignore: c.Ignore})
 	if err != nil {
-		return nil, classify(err)
+		return nil, datasetErr(c.Data, err)
 	}
 	spec, err := pipeline.BuildSpec(ds, pipeline.SpecOptions{Run: c.Run, Layers: c.Layers, Widths: c.Widths, Constraints: c.Constraints,
 		Search: c.Search, CheckpointEvery: c.CheckpointEvery, Trial: c.Trial, Finish: c.Finish})

@@ -15,6 +15,7 @@ import (
 	"github.com/tabnas/tabnas/infra/objstore"
 	"github.com/tabnas/tabnas/infra/redact"
 	"github.com/tabnas/tabnas/pipeline"
+	"github.com/tabnas/tabnas/schemas"
 )
 
 func isInputError(err error) bool {
@@ -154,6 +155,9 @@ func cmdResume(ctx context.Context, args []string) error {
 	if *run == "" {
 		return bad(errors.New("--run is required"))
 	}
+	if err := schemas.ValidRunID(*run); err != nil {
+		return bad(fmt.Errorf("--run: %w", err))
+	}
 	if *store == "" {
 		*store = "runs/store"
 	}
@@ -216,6 +220,9 @@ func cmdStatus(ctx context.Context, args []string) error {
 	}
 	if *run == "" || *natsURL == "" {
 		return bad(errors.New("--run and --nats are required"))
+	}
+	if err := schemas.ValidRunID(*run); err != nil {
+		return bad(fmt.Errorf("--run: %w", err))
 	}
 	env, err := pipeline.Open(ctx, pipeline.EnvOptions{Bus: *natsURL, Prefix: *prefix, Name: "tabnas-status", Log: newLogger(true, false)})
 	if err != nil {
