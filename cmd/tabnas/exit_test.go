@@ -171,3 +171,17 @@ func TestTrainRecordsUsedRecipeAndPredictClips(t *testing.T) {
 		t.Fatalf("summary %+v", sum)
 	}
 }
+
+// TestUnmeetableLatencyExitsUpFront: a latency limit far below what the smallest
+// architecture takes exits 3 before the search, naming the flag (no step is run, so no
+// step count appears in the output).
+func TestUnmeetableLatencyExitsUpFront(t *testing.T) {
+	dir := t.TempDir()
+	for _, flag := range []string{"--max-latency-ms", "--max-train-step-ms"} {
+		r := tabnas(t, "search", "--data", tinyCSV(t, dir), "--out", filepath.Join(dir, "out"), flag, "1e-9",
+			"--steps", "20", "--progress", "none", "--quiet", "--json")
+		if r.code != exitInfeasible || !strings.Contains(r.stderr, flag) || !strings.Contains(r.stderr, "smallest architecture") {
+			t.Fatalf("%s: exit %d (want %d), stderr %q", flag, r.code, exitInfeasible, r.stderr)
+		}
+	}
+}

@@ -65,6 +65,9 @@ func runSearch(ctx context.Context, env *pipeline.Env, o *runOpts, log *slog.Log
 		return nil, bad(err)
 	}
 	if local {
+		if err := checkLatencyLimits(ctx, spec); err != nil {
+			return nil, classify(err)
+		}
 		svc, err := pipeline.StartServices(ctx, env, c.Evaluators, true, func(i int) pipeline.EvaluatorOptions {
 			return pipeline.EvaluatorOptions{Name: pipeline.EvaluatorName(i)}
 		})
