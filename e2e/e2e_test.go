@@ -182,7 +182,7 @@ func TestDistributedMatchesOneProcess(t *testing.T) {
 	want := oneProcess(t)
 	in.start(t, "sampler")
 	in.start(t, "evaluator", "--name", "ev1")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	out, err := in.coordinator(ctx, "one-evaluator").Output()
 	if err != nil {
@@ -208,7 +208,7 @@ func (in *infra) waitStep(t *testing.T, run string, step int64) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(6 * time.Minute) // an ingest under the race detector on a loaded machine takes minutes
 	for time.Now().Before(deadline) {
 		kv, err := js.KeyValue(context.Background(), in.prefix+"_status")
 		if err == nil {
@@ -232,7 +232,7 @@ func TestDistributedEvaluatorKilled(t *testing.T) {
 	in.start(t, "sampler")
 	victim := in.start(t, "evaluator", "--name", "victim")
 	in.start(t, "evaluator", "--name", "survivor")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	coord := in.coordinator(ctx, "evaluator-killed")
 	var stdout bytes.Buffer
@@ -259,7 +259,7 @@ func TestDistributedCoordinatorKilledAndResumed(t *testing.T) {
 	in.start(t, "sampler")
 	in.start(t, "evaluator", "--name", "ev1")
 	in.start(t, "evaluator", "--name", "ev2")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	coord := in.coordinator(ctx, "coordinator-killed")
 	if err := coord.Start(); err != nil {
